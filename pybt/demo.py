@@ -1,0 +1,127 @@
+"""``pybt demo``: PBT of a small Keras network on scikit-learn's bundled digits.
+
+It needs no download: the digits ship inside scikit-learn. Keras runs on whichever backend
+is installed (``KERAS_BACKEND`` wins when set).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from pybt.errors import MissingDependencyError, missing_extra
+from pybt.lineage import ScheduleEntry
+from pybt.progress import format_seconds
+
+_BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def choose_keras_backend() -> str:
+    """The backend named by KERAS_BACKEND, else the first installed one (set for this process)."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    for backend in _BACKENDS:
+        if importlib.util.find_spec(backend) is not None:
+            os.environ["KERAS_BACKEND"] = backend
+            return backend
+    raise MissingDependencyError(
+        "The demo needs a Keras backend and none is installed. Install one, e.g.: pip install 'pybt[demo]'"
+    )
+
+
+def load_digits_split(seed: int = 0) -> tuple[Any, Any, Any, Any]:
+    """scikit-learn's 8x8 digits, scaled to [0, 1], split 75/25 with a fixed shuffle."""
+    try:
+        import numpy as np
+        from sklearn.datasets import load_digits
+    except ImportError as error:
+        raise missing_extra("scikit-learn", "demo") from error
+    digits = load_digits()
+    order = np.random.default_rng(seed).permutation(len(digits.target))
+    x = (digits.data[order] / 16.0).astype("float32")
+    y = digits.target[order].astype("int64")
+    cut = int(0.75 * len(y))
+    return x[:cut], y[:cut], x[cut:], y[cut:]
+
+
+def digits_model(keras: Any, hidden: int = 64) -> Any:
+    return keras.Sequential(
+        [
+            keras.Input(shape=(64,)),
+            keras.layers.Dense(hidden, activation="relu"),
+            keras.layers.Dense(hidden, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+
+
+def schedule_table(entries: Sequence[ScheduleEntry]) -> list[str]:
+    """The schedule as text rows, one per stretch of epochs with unchanged hyperparameters."""
+    merged: list[dict[str, Any]] = []
+    for entry in entries:
+        if merged and merged[-1]["hyperparameters"] == entry["hyperparameters"]:
+            merged[-1]["to_epoch"] = entry["to_epoch"]
+        else:
+            merged.append(dict(entry))
+    names = sorted({name for entry in merged for name in entry["hyperparameters"]})
+    rows = ["  epochs    member  " + "  ".join(f"{name:>14}" for name in names)]
+    for entry in merged:
+        values = "  ".join(f"{_fmt(entry['hyperparameters'].get(name)):>14}" for name in names)
+        rows.append(f"  {entry['from_epoch']:>3}-{entry['to_epoch']:<3}   {entry['member']:>6}  {values}")
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def run_demo(population: int = 8, epochs: int = 20, seed: int = 0, out: TextIO | None = None) -> float:
+    """Train the demo population; print the result table; return the best validation accuracy."""
+    import sys
+
+    out = out or sys.stdout
+    backend = choose_keras_backend()
+    from pybt import Trainer
+    from pybt.model import KerasModelWrapper
+    from pybt.model.keras import _keras
+    from pybt.policy.done import StopAfter
+    from pybt.policy.ready import ReadyAfter
+
+    keras = _keras()
+    x_train, y_train, x_val, y_val = load_digits_split(seed)
+    out.write(
+        f"PyBT demo: {population} Keras MLPs ({backend} backend) on scikit-learn's digits "
+        f"({len(y_train)} train / {len(y_val)} validation), {epochs} epochs each.\n"
+    )
+    out.flush()
+    started = time.perf_counter()
+    wrapped = KerasModelWrapper(
+        digits_model(keras),
+        optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    trainer = Trainer(
+        model=wrapped,
+        population_size=population,
+        stopping_criteria=StopAfter(epochs),
+        ready_strategy=ReadyAfter(4),
+        step_args={"epochs_per_step": 2, "fit_args": {"x": x_train, "y": y_train}},
+        eval_args={"x": x_val, "y": y_val},
+        seed=seed,
+    )
+    _, score = trainer.train()
+    elapsed = time.perf_counter() - started
+    lines = [
+        "",
+        f"best validation accuracy  {score:.4f}  (member {trainer.best_member})",
+        f"exploits                  {len(trainer.exploits)}",
+        f"time                      {format_seconds(elapsed)} ({elapsed:.1f} s)",
+        "winning schedule:",
+        *schedule_table(trainer.schedule()),
+    ]
+    out.write("\n".join(lines) + "\n")
+    return score

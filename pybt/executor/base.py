@@ -1,0 +1,82 @@
+"""Where live members run: the contract between the PBT loop and an executor.
+
+The trainer is one loop over *completed steps*; the executor decides where a step runs.
+``completed()`` yields the steps that have finished: the in-process executor runs every
+submitted step and yields them all (so the trainer decides once per synchronous round),
+the Ray executor yields those finished so far (so each member decides as soon as its step
+completes). Policies and records never know which.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pybt.model.base import Metrics, ModelWrapper
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One member's trained-and-evaluated step, or the error that ended it."""
+
+    member: int
+    epochs: int
+    train_metrics: Metrics = field(default_factory=dict)
+    eval_metrics: Metrics = field(default_factory=dict)
+    seconds: float = 0.0
+    error: str | None = None
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
+
+
+class Executor(ABC):
+    """Runs members' steps and moves their states."""
+
+    @abstractmethod
+    def start(
+        self, template: ModelWrapper, fit_args: Mapping[str, Any], eval_args: Mapping[str, Any]
+    ) -> None:
+        """Get ready to run members of ``template`` on this data (sent once, not per step)."""
+
+    @abstractmethod
+    def place(self, member_id: int, seed: int) -> None:
+        """Create member ``member_id`` from the template with its own initialization."""
+
+    @abstractmethod
+    def submit(self, member_id: int, hyperparameters: Mapping[str, Any], epochs: int) -> None:
+        """Start training ``epochs`` epochs, then evaluating; returns at once."""
+
+    @abstractmethod
+    def completed(self) -> Iterator[StepResult]:
+        """Finished steps in completion order; at least one while any step is pending."""
+
+    @property
+    @abstractmethod
+    def pending(self) -> int:
+        """How many submitted steps have not been yielded by :meth:`completed`."""
+
+    @abstractmethod
+    def copy_states(self, pairs: Sequence[tuple[int, int]]) -> None:
+        """Exploit: each ``(donor, member)`` pair gives ``member`` the donor's state.
+
+        Every donor's state is read before any member's is overwritten, so a member that is
+        both a donor and an exploiter in the same decision hands on its state from before.
+        """
+
+    @abstractmethod
+    def get_state(self, member_id: int) -> dict[str, np.ndarray]:
+        """The member's state (checkpoints, resume)."""
+
+    @abstractmethod
+    def set_state(self, member_id: int, state: Mapping[str, np.ndarray]) -> None:
+        """Overwrite the member's state (resume, restarting a lost member)."""
+
+    @abstractmethod
+    def model(self, member_id: int) -> Any:
+        """The member's model, unwrapped, in this process."""
+
+    def shutdown(self) -> None:
+        """Release what the executor holds (processes, actors). The default holds nothing."""

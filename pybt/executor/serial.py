@@ -1,0 +1,100 @@
+"""The in-process executor: members are plain objects in this process, trained one by one.
+
+It is the default, and what runs in a notebook with ordinary Keras or PyTorch objects.
+Steps run in submission order when ``completed()`` is iterated, so the trainer sees whole
+synchronous rounds. Exploit copies states in memory.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from pybt.executor.base import Executor, StepResult
+from pybt.model.base import ModelWrapper
+
+
+def run_step(
+    member_id: int,
+    wrapper: ModelWrapper,
+    hyperparameters: Mapping[str, Any],
+    epochs: int,
+    fit_args: Mapping[str, Any],
+    eval_args: Mapping[str, Any],
+) -> StepResult:
+    """Train and evaluate one member; an exception becomes a failed :class:`StepResult`.
+
+    Shared by every executor, so a step fails the same way wherever it runs.
+    """
+    started = time.perf_counter()
+    try:
+        train_metrics = wrapper.fit(hyperparameters, epochs, fit_args)
+        eval_metrics = wrapper.evaluate(eval_args)
+    except Exception as error:  # a member's failure is data for the trainer, not the end of the run
+        return StepResult(
+            member=member_id,
+            epochs=epochs,
+            seconds=time.perf_counter() - started,
+            error="".join(traceback.format_exception_only(type(error), error)).strip(),
+            exception=error,
+        )
+    return StepResult(
+        member=member_id,
+        epochs=epochs,
+        train_metrics=train_metrics,
+        eval_metrics=eval_metrics,
+        seconds=time.perf_counter() - started,
+    )
+
+
+class SerialExecutor(Executor):
+    """Runs every member in this process, one step at a time."""
+
+    def __init__(self) -> None:
+        self._members: dict[int, ModelWrapper] = {}
+        self._queue: deque[tuple[int, Mapping[str, Any], int]] = deque()
+        self._template: ModelWrapper | None = None
+        self._fit_args: Mapping[str, Any] = {}
+        self._eval_args: Mapping[str, Any] = {}
+
+    def start(
+        self, template: ModelWrapper, fit_args: Mapping[str, Any], eval_args: Mapping[str, Any]
+    ) -> None:
+        self._template, self._fit_args, self._eval_args = template, fit_args, eval_args
+
+    def place(self, member_id: int, seed: int) -> None:
+        assert self._template is not None, "start() comes before place()"
+        self._members[member_id] = self._template.spawn(seed)
+
+    def submit(self, member_id: int, hyperparameters: Mapping[str, Any], epochs: int) -> None:
+        self._queue.append((member_id, hyperparameters, epochs))
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def completed(self) -> Iterator[StepResult]:
+        while self._queue:
+            member_id, hyperparameters, epochs = self._queue.popleft()
+            yield run_step(
+                member_id, self._members[member_id], hyperparameters, epochs, self._fit_args, self._eval_args
+            )
+
+    def copy_states(self, pairs: Sequence[tuple[int, int]]) -> None:
+        donor_states = {donor: self._members[donor].get_state() for donor, _ in pairs}
+        for donor, member in pairs:
+            self._members[member].set_state(donor_states[donor])
+
+    def get_state(self, member_id: int) -> dict[str, np.ndarray]:
+        return self._members[member_id].get_state()
+
+    def set_state(self, member_id: int, state: Mapping[str, np.ndarray]) -> None:
+        self._members[member_id].set_state(state)
+
+    def model(self, member_id: int) -> Any:
+        return self._members[member_id].unwrap()

@@ -1,0 +1,117 @@
+"""The one interface between PBT and a machine-learning framework.
+
+A :class:`ModelWrapper` is a *template* the user builds around their model; the trainer asks
+it to ``spawn`` one member per population slot, each with its own initialization. A member
+trains (``fit``), scores itself (``evaluate``) and hands its state out and in as a dict of
+NumPy arrays (``get_state``/``set_state``), which is how exploit copies weights and optimizer
+state in memory, across processes and to disk.
+
+To support a new framework, subclass :class:`ModelWrapper` and implement the abstract
+methods; the hooks with defaults let a wrapper offer a default search space, validate
+arguments early and pick its default score.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from pybt.errors import invalid_argument
+from pybt.space import Domain
+
+State = dict[str, np.ndarray]
+Metrics = dict[str, float]
+
+# Metric names whose value is better when lower; anything else is maximized by default.
+_LOWER_IS_BETTER = (
+    "loss",
+    "error",
+    "mse",
+    "mae",
+    "mape",
+    "msle",
+    "crossentropy",
+    "hinge",
+    "divergence",
+    "perplexity",
+)
+
+
+def infer_mode(metric: str) -> str:
+    """``"min"`` for metrics that read as losses or errors, else ``"max"``."""
+    name = metric.lower()
+    return "min" if any(word in name for word in _LOWER_IS_BETTER) else "max"
+
+
+class ModelWrapper(ABC):
+    """A model PBT can train, score, copy and clone."""
+
+    # ---- population -------------------------------------------------------------------
+    @abstractmethod
+    def spawn(self, seed: int) -> ModelWrapper:
+        """A new member built from this template, with its own initialization from ``seed``."""
+
+    @abstractmethod
+    def unwrap(self) -> Any:
+        """The user's own model object (a ``keras.Model``, an ``nn.Module``, a state...)."""
+
+    # ---- training ---------------------------------------------------------------------
+    @abstractmethod
+    def fit(self, hyperparameters: Mapping[str, Any], epochs: int, fit_args: Mapping[str, Any]) -> Metrics:
+        """Train ``epochs`` epochs with ``hyperparameters``; return training metrics (may be empty)."""
+
+    @abstractmethod
+    def evaluate(self, eval_args: Mapping[str, Any]) -> Metrics:
+        """Score the member; return ``{metric name: value}``."""
+
+    # ---- state ------------------------------------------------------------------------
+    @abstractmethod
+    def get_state(self) -> State:
+        """Weights, optimizer state and counters as ``{name: ndarray}`` (copies, not views)."""
+
+    @abstractmethod
+    def set_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Take over a state from :meth:`get_state` of a member of the same template."""
+
+    # ---- hooks with defaults --------------------------------------------------------------
+    def default_space(self) -> dict[str, Domain]:
+        """The hyperparameters explored when the user names none."""
+        raise invalid_argument(
+            "hyperparameters",
+            None,
+            f"a dict {{name: Domain}} ({type(self).__name__} has no default space)",
+            "e.g. hyperparameters={'lr': LogUniform(1e-4, 1e-1)}.",
+        )
+
+    def given_hyperparameters(self, space: Mapping[str, Domain]) -> dict[str, Any]:
+        """Values the user already chose (e.g. the optimizer's learning rate), for member 0."""
+        return {}
+
+    def check_hyperparameters(self, space: Mapping[str, Domain]) -> None:
+        """Raise a PyBTError for a hyperparameter this model cannot take."""
+
+    def check_args(self, fit_args: Mapping[str, Any], eval_args: Mapping[str, Any]) -> None:
+        """Raise a PyBTError for ``fit_args``/``eval_args`` the model cannot use."""
+
+    def default_metric(self, metrics: Metrics) -> str:
+        """The metric scored when the user names none: the first one evaluated."""
+        return next(iter(metrics))
+
+
+def finite_metrics(values: Mapping[str, Any], owner: str) -> Metrics:
+    """``{name: float}`` from a framework's metric values, rejecting what is not a number."""
+    metrics: Metrics = {}
+    for name, value in values.items():
+        try:
+            metrics[str(name)] = float(np.asarray(value).reshape(()))
+        except (TypeError, ValueError) as error:
+            raise invalid_argument(f"{owner} metric {name!r}", value, "a number") from error
+    return metrics
+
+
+def all_finite(metrics: Metrics) -> bool:
+    return all(math.isfinite(value) for value in metrics.values())

@@ -1,0 +1,85 @@
+"""How the hyperparameters a member copied change before it trains on.
+
+Write your own by subclassing :class:`ExploreStrategy` and implementing ``explore``: given
+the copied hyperparameters, the space and a random generator, return new hyperparameters.
+Every value you return must lie in its domain (``Domain.perturb`` and ``sample`` ensure it).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from pybt.errors import invalid_argument
+from pybt.space import Domain
+
+
+class ExploreStrategy(ABC):
+    """Turns a donor's hyperparameters into the exploiting member's new ones."""
+
+    @abstractmethod
+    def explore(
+        self, hyperparameters: Mapping[str, Any], space: Mapping[str, Domain], rng: np.random.Generator
+    ) -> dict[str, Any]:
+        """New hyperparameters (a fresh dict; the input is read-only)."""
+
+
+def _probability(argument: str, value: float) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise invalid_argument(argument, value, "a probability in [0, 1]")
+    return float(value)
+
+
+class Perturb(ExploreStrategy):
+    """Each hyperparameter is multiplied by one of ``factors`` (ordered choices step to a
+    neighbour), or with ``resample_probability`` drawn afresh from its domain."""
+
+    def __init__(self, factors: Sequence[float] = (0.8, 1.2), resample_probability: float = 0.25) -> None:
+        if (
+            isinstance(factors, (str, bytes))
+            or not isinstance(factors, Sequence)
+            or not factors
+            or not all(isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in factors)
+        ):
+            raise invalid_argument(
+                "Perturb(factors=...)", factors, "a non-empty sequence of positive numbers"
+            )
+        self.factors = tuple(float(f) for f in factors)
+        self.resample_probability = _probability("Perturb(resample_probability=...)", resample_probability)
+
+    def explore(
+        self, hyperparameters: Mapping[str, Any], space: Mapping[str, Domain], rng: np.random.Generator
+    ) -> dict[str, Any]:
+        explored = dict(hyperparameters)
+        for name, domain in space.items():
+            if rng.random() < self.resample_probability:
+                explored[name] = domain.resample(rng)
+            else:
+                factor = self.factors[int(rng.integers(len(self.factors)))]
+                explored[name] = domain.perturb(hyperparameters[name], factor, rng)
+        return explored
+
+    def __repr__(self) -> str:
+        return f"Perturb(factors={self.factors}, resample_probability={self.resample_probability})"
+
+
+class Resample(ExploreStrategy):
+    """Each hyperparameter is drawn afresh from its domain (with ``probability``, default always)."""
+
+    def __init__(self, probability: float = 1.0) -> None:
+        self.probability = _probability("Resample(probability=...)", probability)
+
+    def explore(
+        self, hyperparameters: Mapping[str, Any], space: Mapping[str, Domain], rng: np.random.Generator
+    ) -> dict[str, Any]:
+        explored = dict(hyperparameters)
+        for name, domain in space.items():
+            if rng.random() < self.probability:
+                explored[name] = domain.resample(rng)
+        return explored
+
+    def __repr__(self) -> str:
+        return f"Resample(probability={self.probability})"
