@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from pybt.errors import PyBTError
+from pybt.replay import replay
 from pybt.space import Choice, Domain, IntUniform, LogUniform, Uniform
 from pybt.trainer import Trainer
 
@@ -23,6 +24,7 @@ __all__ = [
     "Trainer",
     "Uniform",
     "__version__",
+    "replay",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

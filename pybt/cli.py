@@ -1,4 +1,4 @@
-"""The ``pybt`` command line: ``pybt demo``, and more subcommands as they come."""
+"""The ``pybt`` command line: ``pybt demo`` and ``pybt report RUN_DIR``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,30 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pybt.report import write_csv, write_html
+    from pybt.store import load_run
+
+    run = load_run(args.run_dir)
+    if args.csv:
+        path = write_csv(args.out or Path(args.run_dir) / "history.csv", run["steps"])
+    else:
+        config = {**run["config"], "metric": run["metric"], "mode": run["mode"]}
+        title = f"PyBT run {Path(args.run_dir).resolve().name}"
+        path = write_html(
+            args.out or Path(args.run_dir) / "report.html",
+            run["steps"],
+            run["exploits"],
+            run["failures"],
+            config,
+            title=title,
+        )
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pybt", description="Population Based Training.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -25,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=20, help="epochs per member (default 20)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(run=_demo)
+
+    report = commands.add_parser("report", help="an HTML report (or --csv history) of a run folder")
+    report.add_argument("run_dir", help="the Trainer's run_dir")
+    report.add_argument("--csv", action="store_true", help="write the history as CSV instead")
+    report.add_argument("--out", help="output file (default: RUN_DIR/report.html or RUN_DIR/history.csv)")
+    report.set_defaults(run=_report)
     return parser
 
 

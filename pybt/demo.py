@@ -9,11 +9,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
-from collections.abc import Sequence
 from typing import Any, TextIO
 
 from pybt.errors import MissingDependencyError, missing_extra
-from pybt.lineage import ScheduleEntry
 from pybt.progress import format_seconds
 
 _BACKENDS = ("tensorflow", "jax", "torch")
@@ -58,26 +56,6 @@ def digits_model(keras: Any, hidden: int = 64) -> Any:
     )
 
 
-def schedule_table(entries: Sequence[ScheduleEntry]) -> list[str]:
-    """The schedule as text rows, one per stretch of epochs with unchanged hyperparameters."""
-    merged: list[dict[str, Any]] = []
-    for entry in entries:
-        if merged and merged[-1]["hyperparameters"] == entry["hyperparameters"]:
-            merged[-1]["to_epoch"] = entry["to_epoch"]
-        else:
-            merged.append(dict(entry))
-    names = sorted({name for entry in merged for name in entry["hyperparameters"]})
-    rows = ["  epochs    member  " + "  ".join(f"{name:>14}" for name in names)]
-    for entry in merged:
-        values = "  ".join(f"{_fmt(entry['hyperparameters'].get(name)):>14}" for name in names)
-        rows.append(f"  {entry['from_epoch']:>3}-{entry['to_epoch']:<3}   {entry['member']:>6}  {values}")
-    return rows
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def run_demo(population: int = 8, epochs: int = 20, seed: int = 0, out: TextIO | None = None) -> float:
     """Train the demo population; print the result table; return the best validation accuracy."""
     import sys
@@ -89,6 +67,7 @@ def run_demo(population: int = 8, epochs: int = 20, seed: int = 0, out: TextIO |
     from pybt.model.keras import _keras
     from pybt.policy.done import StopAfter
     from pybt.policy.ready import ReadyAfter
+    from pybt.report.tables import schedule_table
 
     keras = _keras()
     x_train, y_train, x_val, y_val = load_digits_split(seed)
@@ -121,7 +100,7 @@ def run_demo(population: int = 8, epochs: int = 20, seed: int = 0, out: TextIO |
         f"exploits                  {len(trainer.exploits)}",
         f"time                      {format_seconds(elapsed)} ({elapsed:.1f} s)",
         "winning schedule:",
-        *schedule_table(trainer.schedule()),
+        schedule_table(trainer.history, trainer.exploits, mode=trainer.mode, failures=trainer.failures),
     ]
     out.write("\n".join(lines) + "\n")
     return score

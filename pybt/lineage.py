@@ -64,26 +64,39 @@ def lineage(member: int, epoch: int, exploits: Sequence[dict[str, Any]]) -> list
     return [segment for segment, _, _ in lineage_segments(member, epoch, exploits)]
 
 
-def schedule(
+def lineage_steps(
     member: int, epoch: int, steps: Sequence[dict[str, Any]], exploits: Sequence[dict[str, Any]]
-) -> list[ScheduleEntry]:
-    """The hyperparameters that trained ``member``'s weights up to ``epoch``, step by step."""
-    entries: list[ScheduleEntry] = []
+) -> list[dict[str, Any]]:
+    """The step rows that trained ``member``'s weights up to ``epoch``, oldest first."""
+    chosen: list[dict[str, Any]] = []
+    ordered = sorted(steps, key=lambda row: row["sequence"])
     for segment, after, before in lineage_segments(member, epoch, exploits):
         previous = segment["from_epoch"]
-        for row in steps:
+        for row in ordered:
             if (
                 row["member"] == segment["member"]
                 and after < row["sequence"] < before
                 and previous < row["epoch"] <= segment["to_epoch"]
             ):
-                entries.append(
-                    ScheduleEntry(
-                        member=row["member"],
-                        from_epoch=previous,
-                        to_epoch=row["epoch"],
-                        hyperparameters=dict(row["hyperparameters"]),
-                    )
-                )
+                chosen.append(row)
                 previous = row["epoch"]
-    return entries
+    return chosen
+
+
+def schedule(
+    member: int, epoch: int, steps: Sequence[dict[str, Any]], exploits: Sequence[dict[str, Any]]
+) -> list[ScheduleEntry]:
+    """The hyperparameters that trained ``member``'s weights up to ``epoch``, step by step."""
+    rows = lineage_steps(member, epoch, steps, exploits)
+    # Each step starts where the one before it on the lineage ended: a copy takes over the
+    # donor's epoch, which is the epoch of the donor's last step.
+    starts = [0, *(row["epoch"] for row in rows[:-1])]
+    return [
+        ScheduleEntry(
+            member=row["member"],
+            from_epoch=start,
+            to_epoch=row["epoch"],
+            hyperparameters=dict(row["hyperparameters"]),
+        )
+        for start, row in zip(starts, rows, strict=True)
+    ]

@@ -8,8 +8,10 @@ is replaced by exploiting a healthy one, a ready member may exploit and explore.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,6 +30,7 @@ from pybt.policy.ready import ReadyAfter, ReadyStrategy
 from pybt.policy.snapshot import Population
 from pybt.progress import Progress
 from pybt.space import Domain, as_space
+from pybt.store import RunStore, describe
 
 logger = logging.getLogger(__name__)
 
@@ -117,10 +120,8 @@ class Trainer:
             raise invalid_argument("mode", mode, "'max', 'min' or None (inferred from the metric's name)")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
             raise invalid_argument("seed", seed, "a non-negative integer or None")
-        if run_dir is not None:
-            raise invalid_argument(
-                "run_dir", run_dir, "None", "Run folders are not supported by this version."
-            )
+        if run_dir is not None and not isinstance(run_dir, (str, os.PathLike)):
+            raise invalid_argument("run_dir", run_dir, "a folder path or None")
 
         self.model = model
         self.population_size = population_size
@@ -139,6 +140,11 @@ class Trainer:
         self.executor: Executor = executor if executor is not None else SerialExecutor()
         self.verbose = verbose
 
+        # A resumed run continues with the seed it started with, drawn or given.
+        self._store = RunStore(run_dir) if run_dir is not None else None
+        stored_config = self._store.config if self._store is not None else None
+        if seed is None and stored_config is not None:
+            seed = stored_config["seed"]
         seed_sequence = np.random.SeedSequence(seed)
         self.seed: int = int(seed_sequence.entropy)  # type: ignore[arg-type]
         policy_seed, *member_seeds = seed_sequence.spawn(population_size + 1)
@@ -149,6 +155,12 @@ class Trainer:
             for i in range(population_size)
         }
 
+        if self._store is not None:
+            self._store.begin(
+                self._config(initial_hyperparameters),
+                [(m.id, m.seed, m.hyperparameters) for m in self._members.values()],
+            )
+
         self._steps: list[dict[str, Any]] = []
         self._exploits: list[dict[str, Any]] = []
         self._failures: list[dict[str, Any]] = []
@@ -157,6 +169,12 @@ class Trainer:
         self._in_flight: set[int] = set()
         self._waiting_for_donor: set[int] = set()
         self._last_exception: BaseException | None = None
+        self._best_fitness_seen, self._best_score_seen = -math.inf, None
+        # Run folder bookkeeping: members whose state changed since the last checkpoint cut, the
+        # ready epoch every live member had passed at that cut, and whether a cut waits for steps.
+        self._dirty: set[int] = set(self._members)
+        self._cut_mark = 0
+        self._draining = False
         # How many epochs a member may be ahead of the slowest live member when it starts a step.
         self._max_lead = max(self.epochs_per_step, getattr(ready_strategy, "epochs", 0))
 
@@ -199,49 +217,114 @@ class Trainer:
             name: self.space[name].check(f"{argument}[{name!r}]", value) for name, value in values.items()
         }
 
+    def _config(self, initial_hyperparameters: Any) -> dict[str, Any]:
+        """What makes a run this run: a run folder written by another configuration is refused."""
+        return {
+            "model": f"{type(self.model).__module__}.{type(self.model).__qualname__}",
+            "population_size": self.population_size,
+            "space": describe(self.space),
+            "initial_hyperparameters": describe(initial_hyperparameters),
+            "stopping_criteria": describe(self.stopping_criteria),
+            "ready_strategy": describe(self.ready_strategy),
+            "exploit_strategy": describe(self.exploit_strategy),
+            "explore_strategy": describe(self.explore_strategy),
+            "epochs_per_step": self.epochs_per_step,
+            "metric": self.metric,
+            "mode": self.mode,
+            "seed": self.seed,
+        }
+
     def _start(self) -> None:
         self.executor.start(self.model, self.fit_args, self.eval_args)
         for member in self._members.values():
             self.executor.place(member.id, member.seed)
+        if self._store is not None:
+            self._resume(self._store)
         self._started = True
+
+    # ---- run folder ---------------------------------------------------------------------------
+    def _resume(self, store: RunStore) -> None:
+        """Continue from the newest intact checkpoint cut; rows recorded after it are redone."""
+        cut = store.latest_cut()
+        if cut is None:
+            store.truncate_after(0)
+            return
+        sequence, state, member_states = cut
+        if not (store.finished and store.final_sequence == sequence):
+            store.truncate_after(sequence)
+        self._steps, self._exploits, self._failures = (
+            store.rows(kind) for kind in ("steps", "exploits", "failures")
+        )
+        self._rng.bit_generator.state = state["rng"]
+        self._members = {m["id"]: Member(**m) for m in state["members"]}
+        self._sequence, self.metric, self.mode = sequence, state["metric"], state["mode"]
+        self._best_fitness_seen, self._best_score_seen = state["best_seen"]
+        self._cut_mark = state["cut_mark"]
+        for member_id, member_state in member_states.items():
+            self.executor.set_state(member_id, member_state)
+        self._dirty.clear()
+        logger.info("resumed %s at sequence %d", store.path, sequence)
+
+    def _cut_due(self) -> bool:
+        live = [member.last_ready_epoch for member in self._members.values() if not member.done]
+        return bool(live) and min(live) > self._cut_mark
+
+    def _cut(self, store: RunStore) -> None:
+        """Checkpoint every member whose state changed, with the bookkeeping to resume from here."""
+        live = [member.last_ready_epoch for member in self._members.values() if not member.done]
+        self._cut_mark = min(live, default=self._cut_mark)
+        state = {
+            "rng": self._rng.bit_generator.state,
+            "members": [dataclasses.asdict(member) for member in self._members.values()],
+            "metric": self.metric,
+            "mode": self.mode,
+            "best_seen": [self._best_fitness_seen, self._best_score_seen],
+            "cut_mark": self._cut_mark,
+        }
+        states = {member: self.executor.get_state(member) for member in sorted(self._dirty)}
+        epochs = {member.id: member.epoch for member in self._members.values()}
+        store.save_cut(self._sequence, state, states, epochs)
+        self._dirty.clear()
+        self._draining = False
+
+    def _append(self, kind: str, row: dict[str, Any]) -> None:
+        """Add a row to the in-memory record and, with a run folder, commit it to the journal."""
+        {"steps": self._steps, "exploits": self._exploits, "failures": self._failures}[kind].append(row)
+        if self._store is not None:
+            self._store.record(kind, row)
 
     # ---- the loop -----------------------------------------------------------------------------
     def train(self) -> tuple[Any, float]:
-        """Run PBT until every member is done; return ``(best_model, best_score)``."""
+        """Run PBT until every member is done; return ``(best_model, best_score)``.
+
+        With a ``run_dir`` that holds an unfinished run, training continues from its newest
+        checkpoint; a finished run returns its result without training.
+        """
         progress = Progress(self._total_member_epochs(), enabled=self.verbose > 0)
-        progress.done = sum(member.epoch for member in self._members.values())
         try:
             if not self._started:
                 self._start()
+            progress.done = sum(member.epoch for member in self._members.values())
             while self._turn(progress):
                 pass
-        except BaseException:
-            self.executor.shutdown()
-            raise
+            best = self._best()
+            if self._store is not None and not self._store.finished:
+                self._cut(self._store)
+                self._store.mark_finished(best.id, self._sequence)
+            model = self.executor.model(best.id)
         finally:
             progress.close()
-        best = self._best()
-        return self.executor.model(best.id), float(best.score)  # type: ignore[arg-type]
+            self.executor.shutdown()
+        return model, float(best.score)  # type: ignore[arg-type]
 
     def _total_member_epochs(self) -> int | None:
         epochs = self.stopping_criteria.max_epochs
         return None if epochs is None else epochs * self.population_size
 
     def _turn(self, progress: Progress) -> bool:
-        idle = [
-            member
-            for member in self._members.values()
-            if not member.done
-            and member.id not in self._in_flight
-            and member.id not in self._waiting_for_donor
-        ]
-        slowest = min((m.epoch for m in self._members.values() if not m.done), default=0)
-        for member in idle:
-            # On an asynchronous executor a fast member would otherwise race ahead and be
-            # compared with members many epochs behind; it waits for the slowest instead.
-            if member.epoch - slowest < self._max_lead:
-                self.executor.submit(member.id, dict(member.hyperparameters), self.epochs_per_step)
-                self._in_flight.add(member.id)
+        """Submit idle members, take the finished steps, decide for them; False when all are done."""
+        if not self._draining:
+            self._submit_idle()
         if not self._in_flight:
             return False
         finished = []
@@ -250,9 +333,28 @@ class Trainer:
             self._record(result)
             finished.append(result.member)
             if not self._members[result.member].failed:
-                progress.update(result.epochs, self._best_score_so_far(), self.metric)
+                progress.update(result.epochs, self._best_score_seen, self.metric)
         self._decide(finished + sorted(self._waiting_for_donor))
+        if self._store is not None and (self._draining or self._cut_due()):
+            # A cut is a picture of every member at once: on an asynchronous executor, steps
+            # still running are let finish (and nothing new starts) before it is taken.
+            if self._in_flight:
+                self._draining = True
+            else:
+                self._cut(self._store)
         return True
+
+    def _submit_idle(self) -> None:
+        live = [member for member in self._members.values() if not member.done]
+        slowest = min((member.epoch for member in live), default=0)
+        for member in live:
+            if member.id in self._in_flight or member.id in self._waiting_for_donor:
+                continue
+            # On an asynchronous executor a fast member would otherwise race ahead and be
+            # compared with members many epochs behind; it waits for the slowest instead.
+            if member.epoch - slowest < self._max_lead:
+                self.executor.submit(member.id, dict(member.hyperparameters), self.epochs_per_step)
+                self._in_flight.add(member.id)
 
     # ---- recording --------------------------------------------------------------------------
     def _next_sequence(self) -> int:
@@ -273,14 +375,16 @@ class Trainer:
                     error = f"non-finite loss {bad_losses}"
         if error is not None:
             member.failed = True
-            self._failures.append(
+            self._dirty.add(member.id)
+            self._append(
+                "failures",
                 {
                     "member": member.id,
                     "epoch": member.epoch,
                     "hyperparameters": dict(member.hyperparameters),
                     "error": error,
                     "sequence": self._next_sequence(),
-                }
+                },
             )
             self._last_exception = result.exception
             logger.warning("member %d failed at epoch %d: %s", member.id, member.epoch, error)
@@ -291,7 +395,11 @@ class Trainer:
         member.score = score
         member.fitness = score if self.mode == "max" else -score
         member.metrics = metrics
-        self._steps.append(
+        if self._best_fitness_seen < member.fitness:
+            self._best_fitness_seen, self._best_score_seen = member.fitness, score
+        self._dirty.add(member.id)
+        self._append(
+            "steps",
             {
                 "member": member.id,
                 "epoch": member.epoch,
@@ -300,7 +408,7 @@ class Trainer:
                 "score": score,
                 "seconds": result.seconds,
                 "sequence": self._next_sequence(),
-            }
+            },
         )
 
     def _resolve_metric(self, metrics: Mapping[str, float]) -> str:
@@ -317,10 +425,6 @@ class Trainer:
         if self.mode is None:
             self.mode = infer_mode(self.metric)
         return self.metric
-
-    def _best_score_so_far(self) -> float | None:
-        healthy = [member for member in self._members.values() if member.healthy]
-        return max(healthy, key=lambda m: m.fitness).score if healthy else None
 
     # ---- deciding -----------------------------------------------------------------------------
     def _decide(self, member_ids: Sequence[int]) -> None:
@@ -388,7 +492,9 @@ class Trainer:
         for donor_id, member_id, reason in pairs:
             donor, member = population.get(donor_id), self._members[member_id]
             new = self._explored(donor.hyperparameters)
-            self._exploits.append(
+            self._dirty.add(member_id)
+            self._append(
+                "exploits",
                 {
                     "member": member_id,
                     "donor": donor_id,
@@ -398,7 +504,7 @@ class Trainer:
                     "new_hyperparameters": dict(new),
                     "reason": reason,
                     "sequence": self._next_sequence(),
-                }
+                },
             )
             logger.info(
                 "member %d copied member %d at epoch %d (%s)", member_id, donor_id, donor.epoch, reason
@@ -458,6 +564,29 @@ class Trainer:
         """The hyperparameters, epoch by epoch, that trained ``member_id`` (default: the best)."""
         member = self._member(member_id)
         return schedule(member.id, member.epoch, self._steps, self._exploits)
+
+    def history_frame(self) -> Any:
+        """``history`` as a pandas DataFrame (hyperparameters as ``hp_*``, metrics as ``metric_*``)."""
+        from pybt.report import history_frame
+
+        return history_frame(self._steps)
+
+    def plot(self, what: str = "scores", member: int | None = None) -> Any:
+        """A matplotlib Figure of the run so far: ``"scores"`` of every member over epochs,
+        ``"hyperparameters"`` over epochs, the ``"lineage"`` or the ``"schedule"`` of
+        ``member`` (default: the best). Needs ``pip install 'pybt[plot]'``."""
+        from pybt import report
+
+        rows = {"failures": self._failures}
+        scored = {**rows, "mode": self.mode, "metric": self.metric}
+        if what == "scores":
+            return report.plot_scores(self._steps, self._exploits, **scored)
+        if what == "hyperparameters":
+            return report.plot_hyperparameters(self._steps, self._exploits, **rows)
+        if what in ("lineage", "schedule"):
+            draw = report.plot_lineage if what == "lineage" else report.plot_schedule
+            return draw(self._steps, self._exploits, member, **scored)
+        raise invalid_argument("what", what, "'scores', 'hyperparameters', 'lineage' or 'schedule'")
 
     def _member(self, member_id: int | None) -> Member:
         if member_id is None:

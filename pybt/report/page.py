@@ -1,0 +1,177 @@
+"""One self-contained HTML page about a run: summary, four figures, the schedule, the failures
+and the configuration.
+
+The figures are PNGs inside the page (base64 ``data:`` URIs), drawn on matplotlib's Agg
+canvas without pyplot, so writing a report works on a headless machine and leaves the
+user's pyplot state alone. The page has no scripts and loads nothing from elsewhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pybt.report.figures import (
+    plot_hyperparameters,
+    plot_lineage,
+    plot_schedule,
+    plot_scores,
+    require_matplotlib,
+)
+from pybt.report.rows import Rows, check_mode, run_summary
+from pybt.report.tables import config_table, exploits_table, failures_table, schedule_table, summary
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
+       margin: 0; background: #fafafa; }
+main { max-width: 1080px; margin: 0 auto; padding: 1.5em 2em 3em; background: #fff; }
+h1 { margin-bottom: 0.2em; }
+h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+.subtitle { color: #666; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.7em; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+td { white-space: pre-wrap; overflow-wrap: anywhere; font-variant-numeric: tabular-nums; }
+figure { margin: 0.8em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9em; margin-top: 0.3em; }
+details { margin: 0.8em 0; }
+summary { cursor: pointer; font-weight: 600; }
+"""
+
+
+def figure_png(draw: Callable[..., Any], *args: Any, dpi: int = 96, **kwargs: Any) -> bytes:
+    """The PNG bytes of ``draw(*args, fig=<new Figure>, **kwargs)``, rendered by Agg."""
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    FigureCanvasAgg(fig)  # Agg renders this figure whatever backend pyplot would pick
+    draw(*args, fig=fig, **kwargs)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    return buffer.getvalue()
+
+
+def _count(number: int, one: str, many: str | None = None) -> str:
+    return f"{number} {one if number == 1 else many or one + 's'}"
+
+
+def _img(png: bytes, alt: str, caption: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def _figures(steps: Rows, exploits: Rows, failures: Rows, mode: str, metric: str | None) -> list[str]:
+    """The four figures with their captions, and the schedule table under the schedule."""
+    ranked = {"failures": failures, "mode": mode, "metric": metric}
+    return [
+        "<h2>Scores</h2>",
+        _img(
+            figure_png(plot_scores, steps, exploits, **ranked),
+            "score of every member over epochs",
+            "One line per member. A dashed line is an exploit: the member copied the donor's weights "
+            "and went on from the donor's point. Grey underlay: the best member's lineage.",
+        ),
+        "<h2>Hyperparameters</h2>",
+        _img(
+            figure_png(plot_hyperparameters, steps, exploits, failures=failures),
+            "hyperparameters of every member over epochs",
+            "Each member's hyperparameters over epochs; a diamond marks an exploit, where the member "
+            "took the donor's values and explored (perturbed or resampled) them.",
+        ),
+        "<h2>Lineage of the best member</h2>",
+        _img(
+            figure_png(plot_lineage, steps, exploits, **ranked),
+            "lineage tree of the best member",
+            "Members as rows. Bold: the training that made the best member's weights; arrows: exploits, "
+            "from the donor's row to the member's, at the donor's epoch.",
+        ),
+        "<h2>Schedule of the best member</h2>",
+        _img(
+            figure_png(plot_schedule, steps, exploits, **ranked),
+            "hyperparameter schedule of the best member",
+            "The hyperparameters that trained the best member's weights, epoch by epoch; the bands name "
+            "the member that trained each stretch.",
+        ),
+        schedule_table(steps, exploits, mode=mode, failures=failures, format="html"),
+    ]
+
+
+def render_html(
+    steps: Rows,
+    exploits: Rows = (),
+    failures: Rows = (),
+    config: Mapping[str, Any] | None = None,
+    *,
+    title: str | None = None,
+) -> str:
+    """The report page as a string (see :func:`write_html`)."""
+    config = dict(config or {})
+    mode = check_mode(config.get("mode"))
+    metric = config.get("metric")
+    title = title or "PyBT run report"
+    numbers = run_summary(steps, exploits, failures, config)
+    subtitle = " · ".join(
+        [
+            _count(numbers["steps"], "step"),
+            _count(numbers["exploits"], "exploit"),
+            _count(numbers["failures"], "failed step"),
+            _count(numbers["replacements"], "failed member replaced", "failed members replaced"),
+        ]
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body><main>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="subtitle">{html.escape(subtitle)}</p>',
+        "<h2>Summary</h2>",
+        summary(steps, exploits, failures, config, format="html"),
+    ]
+    if steps:
+        parts += _figures(steps, exploits, failures, mode, metric)
+    else:
+        parts.append("<p>No completed steps yet: nothing to plot.</p>")
+    if exploits:
+        parts += [
+            f"<details><summary>Every exploit and replacement ({len(exploits)})</summary>",
+            exploits_table(exploits, format="html"),
+            "</details>",
+        ]
+    if failures:
+        parts += [f"<h2>Failed steps ({len(failures)})</h2>", failures_table(failures, format="html")]
+    parts += ["<h2>Run configuration</h2>"]
+    parts.append(config_table(config, format="html") if config else "<p>No configuration recorded.</p>")
+    parts.append("</main></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_html(
+    path: str | Path,
+    steps: Rows,
+    exploits: Rows = (),
+    failures: Rows = (),
+    config: Mapping[str, Any] | None = None,
+    *,
+    title: str | None = None,
+) -> Path:
+    """Write one self-contained HTML report of a run to ``path`` and return the path.
+
+    ``config`` is a small dict about the run (``metric``, ``mode``, ``population_size``,
+    ``space``, ``seed``, ...); ``mode`` decides which member is best (default ``"max"``).
+    """
+    path = Path(path)
+    page = render_html(steps, exploits, failures, config, title=title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path
