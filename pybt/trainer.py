@@ -366,7 +366,7 @@ class Trainer:
         metrics = {**result.eval_metrics, **{f"train_{k}": v for k, v in result.train_metrics.items()}}
         error = result.error
         if error is None:
-            score = metrics[self._resolve_metric(metrics)]
+            score = metrics[self._resolve_metric(result.eval_metrics, metrics)]
             if not math.isfinite(score):
                 error = f"non-finite score {self.metric}={score}"
             else:
@@ -411,10 +411,11 @@ class Trainer:
             },
         )
 
-    def _resolve_metric(self, metrics: Mapping[str, float]) -> str:
-        """The scored metric: the user's choice, or the model's default, checked once it is known."""
+    def _resolve_metric(self, evaluated: Mapping[str, float], metrics: Mapping[str, float]) -> str:
+        """The scored metric: the user's choice (any metric, ``train_*`` ones included), or the
+        model's default among the evaluated ones, checked once it is known."""
         if self.metric is None:
-            self.metric = self.model.default_metric(dict(metrics))
+            self.metric = self.model.default_metric(dict(evaluated))
         if self.metric not in metrics:
             raise invalid_argument(
                 "metric",
@@ -489,7 +490,11 @@ class Trainer:
 
     def _exploit(self, pairs: list[tuple[int, int, str]], population: Population) -> None:
         self.executor.copy_states([(donor, member) for donor, member, _ in pairs])
-        for donor_id, member_id, reason in pairs:
+        # Every copy read its donor's state from before this decision. Recording the worst
+        # members first puts a member's copy of a donor before the donor's own exploit (a donor
+        # ranks above the member copying it), so lineage() and schedule(), which follow the
+        # exploits recorded before a copy, do not credit the donor's new weights to the member.
+        for donor_id, member_id, reason in sorted(pairs, key=lambda pair: population.rank(pair[1])):
             donor, member = population.get(donor_id), self._members[member_id]
             new = self._explored(donor.hyperparameters)
             self._dirty.add(member_id)

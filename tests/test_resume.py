@@ -17,7 +17,7 @@ import pybt
 from pybt.store import JOURNAL_NAME, RunStore
 
 sys.path.insert(0, str(Path(__file__).parent))
-from resumable_run import EPOCHS, POPULATION, make_trainer  # noqa: E402
+from resumable_run import EPOCHS, POPULATION, make_trainer
 
 SCRIPT = Path(__file__).with_name("resumable_run.py")
 

@@ -111,7 +111,9 @@ def test_keras_run_resumes_after_an_interruption(tmp_path: Path) -> None:
                 raise KeyboardInterrupt
 
     def make(callbacks: list) -> pybt.Trainer:
-        model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(10)])
+        model = keras.Sequential(
+            [keras.Input((64,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(10)]
+        )
         wrapped = KerasModelWrapper(
             model,
             optimizer=keras.optimizers.Adam(1e-2),
@@ -123,7 +125,10 @@ def test_keras_run_resumes_after_an_interruption(tmp_path: Path) -> None:
             population_size=3,
             stopping_criteria=StopAfter(4),
             ready_strategy=ReadyAfter(2),
-            step_args={"epochs_per_step": 1, "fit_args": {"x": x[:300], "y": y[:300], "callbacks": callbacks}},
+            step_args={
+                "epochs_per_step": 1,
+                "fit_args": {"x": x[:300], "y": y[:300], "callbacks": callbacks},
+            },
             eval_args={"x": x[300:], "y": y[300:]},
             run_dir=str(tmp_path),
             seed=0,
