@@ -448,9 +448,12 @@ class Trainer:
                 member.done = True
             elif self.ready_strategy.is_ready(snapshot):
                 member.last_ready_epoch = member.epoch
-                donor = None
-                if self.exploit_strategy is not None:
-                    donor = self.exploit_strategy.donor(snapshot, population, self._rng)
+                if self.exploit_strategy is None:
+                    # Explore without exploit (the paper's ablation): a ready member perturbs
+                    # its own hyperparameters; with explore off too, this is random search.
+                    member.hyperparameters = self._explored(member.hyperparameters)
+                    continue
+                donor = self.exploit_strategy.donor(snapshot, population, self._rng)
                 if donor is not None and donor != member_id:
                     self._check_donor(donor, population)
                     pairs.append((donor, member_id, "exploit"))

@@ -183,6 +183,20 @@ def test_random_search_never_copies() -> None:
         assert trainer.lineage(member) == [{"member": member, "from_epoch": 0, "to_epoch": 6}]
 
 
+def test_explore_without_exploit_perturbs_each_members_own_hyperparameters() -> None:
+    trainer = make_trainer(exploit_strategy=None, ready_strategy=ReadyAfter(2))
+    trainer.train()
+    assert trainer.exploits == []
+    for member in range(4):
+        rows = rows_of(trainer, member)
+        values = [row["hyperparameters"]["lr"] for row in rows]
+        # Ready at epochs 2 and 4: the value may change only there, and it does change.
+        assert values[0] == values[1] and values[2] == values[3] and values[4] == values[5]
+        assert len(set(values)) > 1
+        # Still the member's own weights: nothing was copied.
+        assert trainer.lineage(member) == [{"member": member, "from_epoch": 0, "to_epoch": 6}]
+
+
 # ---- starting values --------------------------------------------------------------------------
 def test_initial_hyperparameters_set_each_members_start() -> None:
     initial = [{"lr": 0.11}, {"lr": 0.22}, {"lr": 0.33}, {"lr": 0.44}]
