@@ -40,6 +40,7 @@ def _report(args: argparse.Namespace) -> int:
             run["failures"],
             config,
             title=title,
+            progress=lambda figure: print(f"drawing {figure} ...", file=sys.stderr, flush=True),
         )
     print(f"wrote {path}")
     return 0

@@ -25,6 +25,8 @@ from pybt.report.figures import (
 from pybt.report.rows import Rows, check_mode, run_summary
 from pybt.report.tables import config_table, exploits_table, failures_table, schedule_table, summary
 
+Progress = Callable[[str], None] | None
+
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
        margin: 0; background: #fafafa; }
@@ -44,9 +46,20 @@ summary { cursor: pointer; font-weight: 600; }
 """
 
 
-def figure_png(draw: Callable[..., Any], *args: Any, dpi: int = 96, **kwargs: Any) -> bytes:
-    """The PNG bytes of ``draw(*args, fig=<new Figure>, **kwargs)``, rendered by Agg."""
+def figure_png(
+    draw: Callable[..., Any],
+    *args: Any,
+    dpi: int = 96,
+    progress: tuple[Progress, str] | None = None,
+    **kwargs: Any,
+) -> bytes:
+    """The PNG bytes of ``draw(*args, fig=<new Figure>, **kwargs)``, rendered by Agg.
+
+    ``progress`` is ``(callback, name)``: the callback hears the figure's name before it is drawn.
+    """
     require_matplotlib()
+    if progress is not None and progress[0] is not None:
+        progress[0](progress[1])
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -70,34 +83,42 @@ def _img(png: bytes, alt: str, caption: str) -> str:
     )
 
 
-def _figures(steps: Rows, exploits: Rows, failures: Rows, mode: str, metric: str | None) -> list[str]:
+def _figures(
+    steps: Rows, exploits: Rows, failures: Rows, mode: str, metric: str | None, progress: Progress
+) -> list[str]:
     """The four figures with their captions, and the schedule table under the schedule."""
     ranked = {"failures": failures, "mode": mode, "metric": metric}
     return [
         "<h2>Scores</h2>",
         _img(
-            figure_png(plot_scores, steps, exploits, **ranked),
+            figure_png(plot_scores, steps, exploits, **ranked, progress=(progress, "scores")),
             "score of every member over epochs",
             "One line per member. A dashed line is an exploit: the member copied the donor's weights "
             "and went on from the donor's point. Grey underlay: the best member's lineage.",
         ),
         "<h2>Hyperparameters</h2>",
         _img(
-            figure_png(plot_hyperparameters, steps, exploits, failures=failures),
+            figure_png(
+                plot_hyperparameters,
+                steps,
+                exploits,
+                failures=failures,
+                progress=(progress, "hyperparameters"),
+            ),
             "hyperparameters of every member over epochs",
             "Each member's hyperparameters over epochs; a diamond marks an exploit, where the member "
             "took the donor's values and explored (perturbed or resampled) them.",
         ),
         "<h2>Lineage of the best member</h2>",
         _img(
-            figure_png(plot_lineage, steps, exploits, **ranked),
+            figure_png(plot_lineage, steps, exploits, **ranked, progress=(progress, "lineage")),
             "lineage tree of the best member",
             "Members as rows. Bold: the training that made the best member's weights; arrows: exploits, "
             "from the donor's row to the member's, at the donor's epoch.",
         ),
         "<h2>Schedule of the best member</h2>",
         _img(
-            figure_png(plot_schedule, steps, exploits, **ranked),
+            figure_png(plot_schedule, steps, exploits, **ranked, progress=(progress, "schedule")),
             "hyperparameter schedule of the best member",
             "The hyperparameters that trained the best member's weights, epoch by epoch; the bands name "
             "the member that trained each stretch.",
@@ -113,6 +134,7 @@ def render_html(
     config: Mapping[str, Any] | None = None,
     *,
     title: str | None = None,
+    progress: Progress = None,
 ) -> str:
     """The report page as a string (see :func:`write_html`)."""
     config = dict(config or {})
@@ -139,7 +161,7 @@ def render_html(
         summary(steps, exploits, failures, config, format="html"),
     ]
     if steps:
-        parts += _figures(steps, exploits, failures, mode, metric)
+        parts += _figures(steps, exploits, failures, mode, metric, progress)
     else:
         parts.append("<p>No completed steps yet: nothing to plot.</p>")
     if exploits:
@@ -164,14 +186,17 @@ def write_html(
     config: Mapping[str, Any] | None = None,
     *,
     title: str | None = None,
+    progress: Progress = None,
 ) -> Path:
     """Write one self-contained HTML report of a run to ``path`` and return the path.
 
     ``config`` is a small dict about the run (``metric``, ``mode``, ``population_size``,
     ``space``, ``seed``, ...); ``mode`` decides which member is best (default ``"max"``).
+    ``progress``, if given, is called with each figure's name before it is drawn (drawing a
+    long run's figures takes seconds).
     """
     path = Path(path)
-    page = render_html(steps, exploits, failures, config, title=title)
+    page = render_html(steps, exploits, failures, config, title=title, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
     return path
