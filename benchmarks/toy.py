@@ -102,10 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'min':>6}  {'':>18} {'':>8}  " + "".join(f"{min(s):>13.4f}" for s in scores.values()))
     print(f"({time.perf_counter() - started:.1f} s)")
     print(
-        "\nNote: in PyBT a member explores only right after it exploits (Algorithm 1 of the paper:\n"
-        "explore follows an exploit that replaced the weights), and exploit copies h along with θ;\n"
-        "so 'explore-only' changes nothing and 'exploit-only' leaves both members on one h: both\n"
-        "end where grid search does."
+        "\nNote: exploit copies h along with θ, so 'exploit-only' leaves both members on one h and\n"
+        "ends where grid search does; 'explore-only' perturbs (and now and then resamples) each\n"
+        "member's own h at its ready points, which in time reaches both coordinates of θ."
     )
 
     pbt, grid = median(scores["pbt"]), median(scores["grid"])

@@ -447,16 +447,22 @@ class Trainer:
             elif self.stopping_criteria.is_done(snapshot):
                 member.done = True
             elif self.ready_strategy.is_ready(snapshot):
-                member.last_ready_epoch = member.epoch
                 if self.exploit_strategy is None:
                     # Explore without exploit (the paper's ablation): a ready member perturbs
                     # its own hyperparameters; with explore off too, this is random search.
+                    member.last_ready_epoch = member.epoch
                     member.hyperparameters = self._explored(member.hyperparameters)
                     continue
                 donor = self.exploit_strategy.donor(snapshot, population, self._rng)
                 if donor is not None and donor != member_id:
                     self._check_donor(donor, population)
+                    if population.get(donor).epoch < member.epoch and donor in self._in_flight:
+                        # Asynchronous runs only: the donor's score is from fewer epochs and it is
+                        # still training. Copying it now would step this member back (and redo
+                        # epochs); it stays ready and decides again after its next step.
+                        continue
                     pairs.append((donor, member_id, "exploit"))
+                member.last_ready_epoch = member.epoch
         if pairs:
             self._exploit(pairs, population)
 

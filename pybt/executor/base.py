@@ -51,7 +51,11 @@ class Executor(ABC):
 
     @abstractmethod
     def completed(self) -> Iterator[StepResult]:
-        """Finished steps in completion order; at least one while any step is pending."""
+        """Finished steps in completion order; at least one while any step is pending.
+
+        An executor that loses a member's state (a Ray node gone) may also yield a failed
+        result for a member with no step pending; the trainer replaces it like any failed member.
+        """
 
     @property
     @abstractmethod

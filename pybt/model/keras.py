@@ -249,6 +249,86 @@ class KerasModelWrapper(ModelWrapper):
             for variable, value in zip(optimizer.variables, slots, strict=False):
                 variable.assign(value)
 
+    # ---- pickling (to Ray actors and other processes) ------------------------------------------
+    _KERAS_OBJECT = "__pybt_keras_object__"  # tags a Keras object sent as (class, config)
+
+    def __copy__(self) -> KerasModelWrapper:
+        # spawn() makes members with copy.copy: a plain shallow copy, not the pickling below.
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Travel as the model's config and weights plus the compile arguments' configs.
+
+        Live Keras objects hold backend variables; configs and NumPy arrays pickle on every
+        backend and rebuild on whichever the receiving process runs. A member also carries its
+        state (weights and optimizer slots) and comes back trained as far as it was.
+        """
+        state = dict(self.__dict__)
+        state["_template"] = self._portable_model(self._template)
+        state["_compile_kwargs"] = self._portable(self._compile_kwargs)
+        state["_probe_optimizer"] = self._portable(self._probe_optimizer)
+        state["model"] = None if self.model is None else self.get_state()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        member_state = state.pop("model")
+        self.__dict__.update(state)
+        self._template = self._rebuilt_model(state["_template"])
+        self._compile_kwargs = self._rebuilt(state["_compile_kwargs"])
+        self._probe_optimizer = self._rebuilt(state["_probe_optimizer"])
+        self.model = None
+        if member_state is not None:
+            self.model = self._compiled_clone()
+            self.set_state(member_state)
+
+    @classmethod
+    def _portable(cls, value: Any) -> Any:
+        """Keras objects (optimizers, losses, metrics) inside ``value`` as (class, config)."""
+        if isinstance(value, (list, tuple)):
+            return type(value)(cls._portable(item) for item in value)
+        if isinstance(value, dict):
+            return {key: cls._portable(item) for key, item in value.items()}
+        if hasattr(value, "get_config") and hasattr(type(value), "from_config"):
+            return (cls._KERAS_OBJECT, type(value), value.get_config())
+        return value
+
+    @classmethod
+    def _rebuilt(cls, value: Any) -> Any:
+        if isinstance(value, tuple) and len(value) == 3 and value[0] == cls._KERAS_OBJECT:
+            return value[1].from_config(value[2])
+        if isinstance(value, (list, tuple)):
+            return type(value)(cls._rebuilt(item) for item in value)
+        if isinstance(value, dict):
+            return {key: cls._rebuilt(item) for key, item in value.items()}
+        return value
+
+    @classmethod
+    def _portable_model(cls, model: Any) -> Any:
+        try:
+            config = model.get_config()
+        except NotImplementedError:  # a subclassed model without get_config: Keras pickles it
+            return model
+        weights = [np.array(w) for w in model.get_weights()] if model.built else None
+        return (cls._KERAS_OBJECT, type(model), config, weights)
+
+    def _rebuilt_model(self, portable: Any) -> Any:
+        if not (isinstance(portable, tuple) and portable and portable[0] == self._KERAS_OBJECT):
+            return portable
+        _, model_class, config, weights = portable
+        model = model_class.from_config(config)
+        if weights is not None:
+            if not model.built and self._build_input is not None:
+                model(self._build_input)
+            if not model.built:
+                raise PyBTError(
+                    f"{model_class.__name__}.from_config() gave an unbuilt model, so its weights cannot "
+                    f"be restored in this process. Give the model an Input layer (keras.Input(shape=...))."
+                )
+            model.set_weights(weights)
+        return model
+
 
 def _is_tunable(optimizer: Any, name: str) -> bool:
     """An optimizer attribute PBT can set: the learning rate, or a number-valued setting."""
