@@ -58,7 +58,7 @@ class Progress:
             if self._redraws:
                 self._draw()
                 self.stream.write("\n")
-            else:
+            elif self._last_logged != self.done or self.done == 0:
                 self.stream.write(self.line() + "\n")
             self.stream.flush()
 
