@@ -13,7 +13,6 @@ arguments early and pick its default score.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
@@ -111,7 +110,3 @@ def finite_metrics(values: Mapping[str, Any], owner: str) -> Metrics:
         except (TypeError, ValueError) as error:
             raise invalid_argument(f"{owner} metric {name!r}", value, "a number") from error
     return metrics
-
-
-def all_finite(metrics: Metrics) -> bool:
-    return all(math.isfinite(value) for value in metrics.values())
