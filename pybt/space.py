@@ -138,7 +138,13 @@ class IntUniform(Domain):
         return int(np.clip(moved, self.low, self.high))
 
     def contains(self, value: Any) -> bool:
-        return _is_number(value) and float(value) == int(value) and self.low <= int(value) <= self.high
+        # A NaN or an infinity is no integer (and int() of one would raise).
+        return (
+            _is_number(value)
+            and math.isfinite(float(value))
+            and float(value) == int(value)
+            and self.low <= int(value) <= self.high
+        )
 
     def __repr__(self) -> str:
         log = ", log=True" if self.log else ""

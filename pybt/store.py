@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from pybt.errors import PyBTError, invalid_argument
+from pybt.errors import PyBTError, TrainingError, invalid_argument
 
 JOURNAL_NAME = "journal.sqlite"
 CHECKPOINT_DIR = "checkpoints"
@@ -103,7 +103,15 @@ def _untag(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     """JSON text for journal values (tuples survive the round trip)."""
-    return json.dumps(_tag(value), sort_keys=True)
+    try:
+        return json.dumps(_tag(value), sort_keys=True)
+    except (TypeError, ValueError) as error:
+        raise PyBTError(
+            f"A run folder records hyperparameters and metrics as JSON, and this value is not "
+            f"JSON: {value!r} ({error}). With run_dir, use hyperparameter values that are "
+            f"numbers, strings, booleans, None, or lists/tuples/dicts of them (e.g. a Choice of "
+            f"names that your step function maps to functions)."
+        ) from error
 
 
 def loads(text: str) -> Any:
@@ -152,12 +160,23 @@ def describe(value: Any) -> Any:
     """A stable description of a configuration value, for comparing runs (no memory addresses)."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, np.generic):  # np.float32(0.1), np.int64(32): their Python value
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return {"type": "numpy.ndarray", "dtype": str(value.dtype), "values": value.tolist()}
     if isinstance(value, Mapping):
         return {str(key): describe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [describe(item) for item in value]
-    settings = {key: describe(item) for key, item in sorted(vars(value).items()) if not key.startswith("_")}
-    return {"type": f"{type(value).__module__}.{type(value).__qualname__}", **settings}
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    if callable(value) and hasattr(value, "__qualname__"):  # a function: its name, not its address
+        return {"type": kind, "name": f"{getattr(value, '__module__', '')}.{value.__qualname__}"}
+    try:
+        attributes = vars(value)
+    except TypeError:  # no __dict__ (__slots__, C types): its type stands for it
+        return {"type": kind}
+    settings = {key: describe(item) for key, item in sorted(attributes.items()) if not key.startswith("_")}
+    return {"type": kind, **settings}
 
 
 class RunStore:
@@ -169,10 +188,19 @@ class RunStore:
             raise invalid_argument("run_dir", str(run_dir), "a folder (or a path to create one)")
         (self.path / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path / JOURNAL_NAME, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a commit survives a crash of the process (the case resuming is for).
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a commit survives a crash of the process (the case resuming is for).
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            raise invalid_argument(
+                "run_dir",
+                str(run_dir),
+                f"a run folder whose {JOURNAL_NAME} is a PyBT journal",
+                f"SQLite cannot use it ({error}). Use a new run_dir, or move the damaged journal away.",
+            ) from error
 
     @classmethod
     def read(cls, run_dir: str | os.PathLike[str]) -> RunStore:
@@ -329,26 +357,46 @@ class RunStore:
                 file.unlink(missing_ok=True)
 
     def latest_cut(self) -> tuple[int, dict[str, Any], dict[int, dict[str, np.ndarray]]] | None:
-        """``(sequence, trainer_state, {member: state})`` of the newest cut whose files are all intact."""
+        """``(sequence, trainer_state, {member: state})`` of the newest cut whose files are all intact.
+
+        None when the journal has no cut; a journal whose every cut is damaged is an error, not
+        a silent fresh start that would drop the whole journal.
+        """
         cuts = self._db.execute("SELECT id, sequence, trainer_state FROM cuts ORDER BY id DESC").fetchall()
+        damaged: list[str] = []
         for cut, sequence, trainer_state in cuts:
             entries = self._db.execute("SELECT member, path, sha256 FROM checkpoints WHERE cut = ?", (cut,))
             states: dict[int, dict[str, np.ndarray]] = {}
             for member, path, sha256 in entries:
                 state = read_checkpoint(self.path / CHECKPOINT_DIR / path, sha256)
                 if state is None:
+                    damaged.append(path)
                     break
                 states[member] = state
             else:
                 return sequence, loads(trainer_state), states
+        if cuts:
+            raise TrainingError(
+                f"No checkpoint cut in {self.path} is intact (damaged or missing: "
+                f"{sorted(set(damaged))}), so the run cannot resume. Restore those files, or start "
+                f"over with a new run_dir."
+            )
         return None
 
     def truncate_after(self, sequence: int) -> None:
-        """Drop rows recorded after ``sequence``: those steps will be trained again."""
+        """Drop rows recorded after ``sequence``: those steps will be trained again.
+
+        Cuts after it go too (a damaged newest cut that resuming passed over): kept, they would
+        hold one of the two kept places and lend their files to the next cut.
+        """
         with self._db:
             self._db.execute("BEGIN")
             for kind in _ROW_COLUMNS:
                 self._db.execute(f"DELETE FROM {kind} WHERE sequence > ?", (sequence,))
+            self._db.execute(
+                "DELETE FROM checkpoints WHERE cut IN (SELECT id FROM cuts WHERE sequence > ?)", (sequence,)
+            )
+            self._db.execute("DELETE FROM cuts WHERE sequence > ?", (sequence,))
             self._db.execute("DELETE FROM run WHERE key IN ('finished', 'best_member', 'final_sequence')")
 
     def disk_bytes(self) -> int:

@@ -261,7 +261,17 @@ class Trainer:
         self._best_fitness_seen, self._best_score_seen = state["best_seen"]
         self._cut_mark = state["cut_mark"]
         for member_id, member_state in member_states.items():
-            self.executor.set_state(member_id, member_state)
+            try:
+                self.executor.set_state(member_id, member_state)
+            except Exception as error:  # the wrapper's or the framework's: the state does not fit
+                raise invalid_argument(
+                    "run_dir",
+                    str(store.path),
+                    "checkpoints this model can load",
+                    f"Member {member_id}'s checkpoint does not fit the model "
+                    f"({type(error).__name__}: {error}). The run folder was written by another "
+                    f"model (architecture or state layout); use a new run_dir, or the old model.",
+                ) from error
         self._dirty.clear()
         logger.info("resumed %s at sequence %d", store.path, sequence)
 
@@ -328,6 +338,14 @@ class Trainer:
         if not self._in_flight:
             return False
         finished = []
+        if self.executor.pending < len(self._in_flight):
+            # Steps the trainer waits for that the executor no longer holds (an earlier
+            # train() was interrupted, and the executor shut down): waiting would never end.
+            raise TrainingError(
+                f"Members {sorted(self._in_flight)} wait for steps the executor no longer runs "
+                f"(an earlier train() was interrupted). Create a new Trainer; with run_dir= it "
+                f"resumes from the last checkpoint."
+            )
         for result in self.executor.completed():
             self._in_flight.discard(result.member)
             self._record(result)
@@ -353,8 +371,15 @@ class Trainer:
             # On an asynchronous executor a fast member would otherwise race ahead and be
             # compared with members many epochs behind; it waits for the slowest instead.
             if member.epoch - slowest < self._max_lead:
-                self.executor.submit(member.id, dict(member.hyperparameters), self.epochs_per_step)
+                self.executor.submit(member.id, dict(member.hyperparameters), self._step_epochs(member))
                 self._in_flight.add(member.id)
+
+    def _step_epochs(self, member: Member) -> int:
+        """``epochs_per_step``, or fewer for the last step, so no member trains past the stop."""
+        limit = self.stopping_criteria.max_epochs
+        if limit is not None and 0 < limit - member.epoch < self.epochs_per_step:
+            return limit - member.epoch
+        return self.epochs_per_step
 
     # ---- recording --------------------------------------------------------------------------
     def _next_sequence(self) -> int:
@@ -485,8 +510,8 @@ class Trainer:
         last = self._failures[-1]["error"] if self._failures else "unknown"
         raise TrainingError(
             f"Every member failed by epoch {member.epoch}, so no member is left to copy. "
-            f"The last error was: {last}. Fix the training code or narrow the hyperparameter space "
-            f"(trainer.failures lists every failed step)."
+            f"The last error was: {last.rstrip('.')}. Fix the training code or narrow the "
+            f"hyperparameter space (trainer.failures lists every failed step)."
         ) from self._last_exception
 
     def _check_donor(self, donor: Any, population: Population) -> None:

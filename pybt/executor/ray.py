@@ -189,6 +189,7 @@ class RayExecutor(Executor):
         self._actor_class: Any = None
         self._pool_size = 0
         self._hosts: dict[int, _Host] = {}
+        self._shut_down = False
         self._starting: dict[Any, int] = {}  # ready ref -> host key
         self._flights: dict[Any, _Flight] = {}  # result ref -> step
         self._probes: dict[Any, Any] = {}  # probe ref -> the backup it checks
@@ -265,6 +266,13 @@ class RayExecutor(Executor):
 
     # ---- steps ----------------------------------------------------------------------------
     def submit(self, member_id: int, hyperparameters: Mapping[str, Any], epochs: int) -> None:
+        if self._shut_down:
+            # train() ended or was interrupted and shut the executor down: its actors are gone.
+            raise TrainingError(
+                "This RayExecutor was shut down by an earlier train(), with its actors and members. "
+                "Create a new Trainer with a new RayExecutor; with run_dir= it resumes from the last "
+                "checkpoint."
+            )
         slot = self._members[member_id]
         self._submitted += 1
         self._hosts[slot.home].queue.append(_Job(member_id, dict(hyperparameters), epochs, self._submitted))
@@ -591,6 +599,7 @@ class RayExecutor(Executor):
         ray = self._ray_module
         if ray is None:
             return
+        self._shut_down = True
         for host in self._hosts.values():
             try:
                 ray.kill(host.handle, no_restart=True)

@@ -80,10 +80,14 @@ class SerialExecutor(Executor):
 
     def completed(self) -> Iterator[StepResult]:
         while self._queue:
-            member_id, hyperparameters, epochs = self._queue.popleft()
-            yield run_step(
+            # A step leaves the queue only once it has run: if train() is interrupted inside
+            # it (Ctrl-C in a notebook), it is still pending when train() is called again.
+            member_id, hyperparameters, epochs = self._queue[0]
+            result = run_step(
                 member_id, self._members[member_id], hyperparameters, epochs, self._fit_args, self._eval_args
             )
+            self._queue.popleft()
+            yield result
 
     def copy_states(self, pairs: Sequence[tuple[int, int]]) -> None:
         donor_states = {donor: self._members[donor].get_state() for donor, _ in pairs}

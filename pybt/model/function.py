@@ -96,6 +96,12 @@ class FunctionModel(ModelWrapper):
 
     def evaluate(self, eval_args: Mapping[str, Any]) -> Metrics:
         value = self._evaluate(self.state, **eval_args)
+        if isinstance(value, Mapping) and not value:
+            raise invalid_argument(
+                "FunctionModel(evaluate=...)'s return value",
+                value,
+                "a number or a dict with at least one metric",
+            )
         return finite_metrics(value if isinstance(value, Mapping) else {"score": value}, "evaluate")
 
     def get_state(self) -> State:
@@ -113,4 +119,14 @@ class FunctionModel(ModelWrapper):
         elif isinstance(self.state, np.ndarray):
             self.state = np.array(state[_ARRAY_KEY], copy=True)
         else:
+            expected: State = {}
+            _flatten(self.state, "", expected)
+            if set(expected) != set(state):
+                raise invalid_argument(
+                    "FunctionModel state",
+                    sorted(state),
+                    f"the keys of this member's state {sorted(expected)}",
+                    "The state comes from another model; give to_arrays=/from_arrays= for states "
+                    "whose layout changes.",
+                )
             self.state = _rebuild(self.state, state, "")

@@ -26,6 +26,7 @@ from pybt.space import Domain, IntUniform, LogUniform
 
 _FIT_KEYS_PYBT_OWNS = ("epochs", "initial_epoch")
 _DEFAULT_BATCH_SIZE = 32  # what keras.Model.fit uses when given none
+_FITS_KEY = "pybt/fits"
 
 
 def _keras() -> Any:
@@ -138,6 +139,16 @@ class KerasModelWrapper(ModelWrapper):
 
     def check_hyperparameters(self, space: Mapping[str, Domain]) -> None:
         optimizer = self._probe_optimizer
+        schedule = getattr(optimizer, "_learning_rate", None)
+        schedule_class = _keras().optimizers.schedules.LearningRateSchedule
+        if "learning_rate" in space and isinstance(schedule, schedule_class):
+            raise invalid_argument(
+                "hyperparameters['learning_rate']",
+                space["learning_rate"],
+                "no learning_rate: this optimizer's learning rate is a schedule, which Keras cannot set",
+                "Explore other hyperparameters (e.g. hyperparameters={'batch_size': IntUniform(8, 512, "
+                "log=True)}), or give the optimizer a float learning rate.",
+            )
         for name in space:
             if name != "batch_size" and not _is_tunable(optimizer, name):
                 tunable = sorted(attr for attr in vars(optimizer) if _is_tunable(optimizer, attr))
@@ -208,7 +219,12 @@ class KerasModelWrapper(ModelWrapper):
         if "batch_size" in hyperparameters:
             args["batch_size"] = int(hyperparameters["batch_size"])
         self._fits += 1
-        keras.utils.set_random_seed((self._seed + 7919 * self._fits) % 2**32)
+        seed = (self._seed + 7919 * self._fits) % 2**32
+        keras.utils.set_random_seed(seed)
+        # Keras draws random numbers while it sets up a model's first fit in this process (a
+        # member restored from a checkpoint has not had one); seeding again once that is done
+        # makes the epochs' shuffling and dropout the same either way.
+        args["callbacks"] = [*(args.get("callbacks") or []), _reseed(keras, seed)]
         history = self.model.fit(epochs=epochs, **args)
         return finite_metrics({name: values[-1] for name, values in history.history.items() if values}, "fit")
 
@@ -221,6 +237,9 @@ class KerasModelWrapper(ModelWrapper):
         state: State = {
             f"weights/{i:04d}": np.array(w, copy=True) for i, w in enumerate(self.model.get_weights())
         }
+        # The fit count seeds each fit (shuffling, dropout): kept with the weights, so a resumed
+        # member draws what it would have drawn without the interruption.
+        state[_FITS_KEY] = np.array(self._fits, dtype=np.int64)
         if self.model.optimizer.built:
             for i, variable in enumerate(self.model.optimizer.variables):
                 state[f"optimizer/{i:04d}"] = np.array(variable.numpy(), copy=True)
@@ -248,6 +267,8 @@ class KerasModelWrapper(ModelWrapper):
                 )
             for variable, value in zip(optimizer.variables, slots, strict=False):
                 variable.assign(value)
+        if _FITS_KEY in state:
+            self._fits = int(np.asarray(state[_FITS_KEY]))
 
     # ---- pickling (to Ray actors and other processes) ------------------------------------------
     _KERAS_OBJECT = "__pybt_keras_object__"  # tags a Keras object sent as (class, config)
@@ -328,6 +349,16 @@ class KerasModelWrapper(ModelWrapper):
                 )
             model.set_weights(weights)
         return model
+
+
+def _reseed(keras: Any, seed: int) -> Any:
+    """A callback that seeds Keras once ``fit`` has set up (keras is imported late, so made here)."""
+
+    class Reseed(keras.callbacks.Callback):
+        def on_train_begin(self, logs: Any = None) -> None:
+            keras.utils.set_random_seed(seed)
+
+    return Reseed()
 
 
 def _is_tunable(optimizer: Any, name: str) -> bool:

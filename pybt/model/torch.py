@@ -72,6 +72,7 @@ if TYPE_CHECKING:
 
 _DEFAULT_BATCH_SIZE = 32
 _EVAL_BATCH_SIZE = 256
+_FITS_KEY = "pybt/fits"
 _ARRAY_KEYS = ("x", "y", "batch_size", "shuffle")
 _ARGS_EXAMPLE = "{'x': x, 'y': y} (arrays or tensors) or {'loader': data_loader}"
 # Integer views that carry the raw bits of tensors whose dtype NumPy cannot hold.
@@ -272,6 +273,23 @@ class TorchModelWrapper(ModelWrapper):
         self._space_names = frozenset(space)
         if self._train_step is None:
             self._check_names(space)
+        # A value must have the shape of the setting it replaces: betas=(0.9, 0.999) takes
+        # pairs (a Choice of tuples), lr takes numbers.
+        rng = np.random.default_rng(0)
+        for name in space:
+            if name not in self._tunable:
+                continue
+            current, value = self._settings[name], space[name].sample(rng)
+            if isinstance(current, tuple):
+                fits = isinstance(value, (tuple, list)) and len(value) == len(current)
+                fits = fits and all(_is_tunable(item) for item in value)
+                expected = f"a domain of {len(current)}-tuples like {current} (e.g. a Choice of tuples)"
+            else:
+                fits, expected = _is_tunable(value), "a domain of numbers"
+            if not fits:
+                raise invalid_argument(
+                    f"hyperparameters[{name!r}]", space[name], expected, f"It samples {value!r}."
+                )
 
     def _check_names(self, names: Iterable[str]) -> None:
         for name in names:
@@ -451,7 +469,9 @@ class TorchModelWrapper(ModelWrapper):
     def get_state(self) -> State:
         torch = _torch()
         module, optimizer = self._live()
-        state: State = {}
+        # The fit count seeds each fit's shuffling and dropout: part of the state, so a member
+        # resumed from a checkpoint draws what it would have drawn without the interruption.
+        state: State = {_FITS_KEY: np.array(self._fits, dtype=np.int64)}
         for name, tensor in module.state_dict().items():
             if not isinstance(tensor, torch.Tensor):
                 raise PyBTError(
@@ -484,6 +504,8 @@ class TorchModelWrapper(ModelWrapper):
         module_state: dict[str, Any] = {}
         optimizer_state: dict[int, dict[str, Any]] = {}
         for full_key, array in state.items():
+            if full_key == _FITS_KEY:
+                continue
             key, _, dtype = full_key.partition("@")
             section, _, rest = key.partition("/")
             if section == "module":
@@ -518,6 +540,8 @@ class TorchModelWrapper(ModelWrapper):
             optimizer.load_state_dict({"state": optimizer_state, "param_groups": groups})
         except (ValueError, RuntimeError, KeyError) as error:
             raise PyBTError(f"The optimizer state does not fit this member's optimizer: {error}") from error
+        if _FITS_KEY in state:
+            self._fits = int(np.asarray(state[_FITS_KEY]))
 
 
 # ---- construction checks ------------------------------------------------------------------------
