@@ -110,7 +110,7 @@ def test_keras_run_resumes_after_an_interruption(tmp_path: Path) -> None:
             if Interrupt.fits == 7:
                 raise KeyboardInterrupt
 
-    def make(callbacks: list) -> pybt.Trainer:
+    def make(callbacks: list, run_dir: Path | None = tmp_path) -> pybt.Trainer:
         model = keras.Sequential(
             [keras.Input((64,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(10)]
         )
@@ -130,7 +130,7 @@ def test_keras_run_resumes_after_an_interruption(tmp_path: Path) -> None:
                 "fit_args": {"x": x[:300], "y": y[:300], "callbacks": callbacks},
             },
             eval_args={"x": x[300:], "y": y[300:]},
-            run_dir=str(tmp_path),
+            run_dir=run_dir and str(run_dir),
             seed=0,
             verbose=0,
         )
@@ -148,3 +148,11 @@ def test_keras_run_resumes_after_an_interruption(tmp_path: Path) -> None:
     member_epochs = [(r["member"], r["epoch"]) for r in resumed.history]
     assert sorted(member_epochs) == sorted((m, e) for m in range(3) for e in range(1, 5))
     assert 0.0 <= score <= 1.0
+    # The resumed run trained exactly as an uninterrupted one (weights, optimizer state, and the
+    # members' random streams all came back).
+    uninterrupted = make([], run_dir=None)
+    _, expected_score = uninterrupted.train()
+    assert [(r["member"], r["epoch"], r["score"]) for r in resumed.history] == [
+        (r["member"], r["epoch"], r["score"]) for r in uninterrupted.history
+    ]
+    assert score == expected_score
