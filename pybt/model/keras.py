@@ -15,6 +15,7 @@ member.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -219,12 +220,11 @@ class KerasModelWrapper(ModelWrapper):
         if "batch_size" in hyperparameters:
             args["batch_size"] = int(hyperparameters["batch_size"])
         self._fits += 1
+        # Seeded once fit has set up, not before: Keras draws random numbers while it sets up a
+        # model's first fit in this process (a member restored from a checkpoint has not had
+        # one), so only then are the epochs' shuffling and dropout the same either way.
         seed = (self._seed + 7919 * self._fits) % 2**32
-        keras.utils.set_random_seed(seed)
-        # Keras draws random numbers while it sets up a model's first fit in this process (a
-        # member restored from a checkpoint has not had one); seeding again once that is done
-        # makes the epochs' shuffling and dropout the same either way.
-        args["callbacks"] = [*(args.get("callbacks") or []), _reseed(keras, seed)]
+        args["callbacks"] = [*(args.get("callbacks") or []), _seed_callback(keras)(seed)]
         history = self.model.fit(epochs=epochs, **args)
         return finite_metrics({name: values[-1] for name, values in history.history.items() if values}, "fit")
 
@@ -351,14 +351,19 @@ class KerasModelWrapper(ModelWrapper):
         return model
 
 
-def _reseed(keras: Any, seed: int) -> Any:
-    """A callback that seeds Keras once ``fit`` has set up (keras is imported late, so made here)."""
+@functools.cache
+def _seed_callback(keras: Any) -> Any:
+    """The callback class that seeds Keras at the start of training (made once keras is imported)."""
 
-    class Reseed(keras.callbacks.Callback):
+    class SeedAtTrainBegin(keras.callbacks.Callback):
+        def __init__(self, seed: int) -> None:
+            super().__init__()
+            self.seed = seed
+
         def on_train_begin(self, logs: Any = None) -> None:
-            keras.utils.set_random_seed(seed)
+            keras.utils.set_random_seed(self.seed)
 
-    return Reseed()
+    return SeedAtTrainBegin
 
 
 def _is_tunable(optimizer: Any, name: str) -> bool:
