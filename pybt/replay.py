@@ -12,26 +12,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pybt.errors import invalid_argument
-from pybt.lineage import ScheduleEntry, schedule
+from pybt.lineage import ScheduleEntry
 from pybt.model.base import Metrics, ModelWrapper
-from pybt.report.rows import best_member
+from pybt.report.rows import winning_schedule
 from pybt.store import load_run
 
 
 def load_schedule(run_dir: str | os.PathLike[str], member: int | None = None) -> list[ScheduleEntry]:
     """The schedule of ``member`` (default: the winner) recorded in a run folder."""
     run = load_run(run_dir)
-    if member is None:
-        member = run["best_member"]
-    if member is None:  # an unfinished run: the member that stands best now
-        best = best_member(run["steps"], run["exploits"], run["mode"], run["failures"])
-        member = None if best is None else best.member
-    # The member's epoch is that of its newest row: a step, or an exploit that moved it.
-    rows = [(r["sequence"], r["epoch"]) for r in (*run["steps"], *run["exploits"]) if r["member"] == member]
-    if not rows:
+    # A finished run names its winner; for one still going, the rows tell who stands best now.
+    member = run["best_member"] if member is None else member
+    entries = winning_schedule(run["steps"], run["exploits"], member, run["mode"], run["failures"])
+    if not entries:
         raise invalid_argument("member", member, "a member with recorded steps in the run folder")
-    epoch = max(rows)[1]
-    return schedule(member, epoch, run["steps"], run["exploits"])
+    return entries
 
 
 def replay(

@@ -262,6 +262,16 @@ class RunStore:
             )
 
     @property
+    def best_member(self) -> int | None:
+        """The finished run's winner (None while the run goes on)."""
+        return self._get("best_member")
+
+    def newest_trainer_state(self) -> dict[str, Any] | None:
+        """The trainer's bookkeeping at the newest cut (its resolved metric and mode, ...)."""
+        row = self._db.execute("SELECT trainer_state FROM cuts ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else loads(row[0])
+
+    @property
     def final_sequence(self) -> int | None:
         """The journal sequence number at which the run finished (None while it has not)."""
         return self._get("final_sequence")
@@ -414,8 +424,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     store = RunStore.read(run_dir)
     try:
         config = store.config or {}
-        cut = store._db.execute("SELECT trainer_state FROM cuts ORDER BY id DESC LIMIT 1").fetchone()
-        resolved = loads(cut[0]) if cut else {}
+        resolved = store.newest_trainer_state() or {}
         steps = store.rows("steps")
         metric = resolved.get("metric") or config.get("metric")
         mode = resolved.get("mode") or config.get("mode") or "max"
@@ -428,7 +437,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
             "metric": metric,
             "mode": mode,
             "finished": store.finished,
-            "best_member": store._get("best_member"),
+            "best_member": store.best_member,
         }
     finally:
         store.close()

@@ -275,14 +275,18 @@ class Trainer:
         self._dirty.clear()
         logger.info("resumed %s at sequence %d", store.path, sequence)
 
+    def _ready_mark(self) -> int | None:
+        """The ready point every live member has passed (None when all are done)."""
+        return min((m.last_ready_epoch for m in self._members.values() if not m.done), default=None)
+
     def _cut_due(self) -> bool:
-        live = [member.last_ready_epoch for member in self._members.values() if not member.done]
-        return bool(live) and min(live) > self._cut_mark
+        mark = self._ready_mark()
+        return mark is not None and mark > self._cut_mark
 
     def _cut(self, store: RunStore) -> None:
         """Checkpoint every member whose state changed, with the bookkeeping to resume from here."""
-        live = [member.last_ready_epoch for member in self._members.values() if not member.done]
-        self._cut_mark = min(live, default=self._cut_mark)
+        mark = self._ready_mark()
+        self._cut_mark = self._cut_mark if mark is None else mark
         state = {
             "rng": self._rng.bit_generator.state,
             "members": [dataclasses.asdict(member) for member in self._members.values()],
