@@ -33,18 +33,18 @@ def local_ray() -> Iterator[None]:
 
 
 class InterruptingTruncation(Truncation):
-    """Truncation that stands in for a crash of the driver after a number of decisions.
+    """Truncation that stands in for a crash of the driver once a member is ready at epoch 8.
 
-    The counter is a class attribute, so it is not part of the run's configuration.
+    By then every member has passed earlier ready points (no member runs more than a ready
+    interval ahead of the slowest), so a checkpoint cut exists; the run stops at 12. The switch
+    is a class attribute, so it is not part of the run's configuration.
     """
 
-    decisions_left: ClassVar[int | None] = None
+    crash: ClassVar[bool] = False
 
     def donor(self, member: Any, population: Any, rng: np.random.Generator) -> int | None:
-        if InterruptingTruncation.decisions_left is not None:
-            InterruptingTruncation.decisions_left -= 1
-            if InterruptingTruncation.decisions_left == 0:
-                raise KeyboardInterrupt
+        if InterruptingTruncation.crash and member.epoch >= 8:
+            raise KeyboardInterrupt
         return super().donor(member, population, rng)
 
 
@@ -72,10 +72,10 @@ def make_trainer(run_dir: Path) -> pybt.Trainer:
 
 
 def test_an_interrupted_ray_run_resumes_from_its_newest_cut(tmp_path: Path) -> None:
-    InterruptingTruncation.decisions_left = 8
+    InterruptingTruncation.crash = True
     with pytest.raises(KeyboardInterrupt):
         make_trainer(tmp_path).train()
-    InterruptingTruncation.decisions_left = None
+    InterruptingTruncation.crash = False
 
     store = RunStore(tmp_path)
     cut = store.latest_cut()
