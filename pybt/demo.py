@@ -12,7 +12,7 @@ import time
 from typing import Any, TextIO
 
 from pybt.errors import MissingDependencyError, missing_extra
-from pybt.progress import format_seconds
+from pybt.callbacks.progress import format_seconds
 
 _BACKENDS = ("tensorflow", "jax", "torch")
 

@@ -1,4 +1,4 @@
-"""The errors PyBT raises at its users, and one helper that words them alike.
+"""The errors PyBT raises at its users, and the helpers that word them alike.
 
 Every user-facing error derives from :class:`PyBTError`, and each also derives from the
 builtin a Python programmer would catch for it (``ValueError`` for a bad argument,
@@ -7,6 +7,7 @@ builtin a Python programmer would catch for it (``ValueError`` for a bad argumen
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 
@@ -24,6 +25,10 @@ class MissingDependencyError(PyBTError, ImportError):
 
 class TrainingError(PyBTError, RuntimeError):
     """The run cannot go on (for instance every member failed)."""
+
+
+class CallbackError(PyBTError, RuntimeError):
+    """A callback raised, which stops the run (the callback's error is the cause)."""
 
 
 def _short(value: Any, limit: int = 120) -> str:
@@ -45,3 +50,14 @@ def missing_extra(module: str, extra: str) -> MissingDependencyError:
         f"{module} is not installed, and this part of PyBT needs it. "
         f"Install it with: pip install 'pybt[{extra}]'"
     )
+
+
+def describe_exception(error: BaseException) -> str:
+    """``"KindOfError: message"`` as Python prints an exception's last line (notes included)."""
+    return "".join(traceback.format_exception_only(type(error), error)).strip()
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -14,16 +14,15 @@ from typing import Any
 from pybt.errors import invalid_argument
 from pybt.lineage import ScheduleEntry
 from pybt.model.base import Metrics, ModelWrapper
-from pybt.report.rows import winning_schedule
+from pybt.space import Fixed
 from pybt.store import load_run
 
 
 def load_schedule(run_dir: str | os.PathLike[str], member: int | None = None) -> list[ScheduleEntry]:
     """The schedule of ``member`` (default: the winner) recorded in a run folder."""
     run = load_run(run_dir)
-    # A finished run names its winner; for one still going, the rows tell who stands best now.
-    member = run["best_member"] if member is None else member
-    entries = winning_schedule(run["steps"], run["exploits"], member, run["mode"], run["failures"])
+    # A finished run names its winner; for one still going, the records tell who stands best now.
+    entries = run.history.schedule(run.best_member if member is None else member)
     if not entries:
         raise invalid_argument("member", member, "a member with recorded steps in the run folder")
     return entries
@@ -51,8 +50,9 @@ def replay(
             "schedule", schedule, "a non-empty schedule", "Use trainer.schedule() of a run."
         )
     fit_args = dict((step_args or {}).get("fit_args") or {})
-    # Without eval_args only the training arguments can be checked.
-    model.check_args(fit_args, dict(eval_args) if eval_args is not None else fit_args)
+    # The schedule's values make the space; without eval_args only fit_args can be checked.
+    space = {name: Fixed(value) for name, value in entries[0]["hyperparameters"].items()}
+    model.prepare(space, fit_args, dict(eval_args) if eval_args is not None else fit_args)
     member = model.spawn(seed)
     for index, entry in enumerate(entries):
         epochs = int(entry["to_epoch"]) - int(entry["from_epoch"])

@@ -1,14 +1,18 @@
-"""The PBT loop: step members through an executor, record, ask the policies, copy state.
+"""The Trainer: checks its arguments, wires the parts of a run together, and runs the loop.
 
-One loop serves both executors. Each turn submits every idle live member, takes the steps
-the executor reports finished (a whole round in process, whatever has finished on Ray),
-records them, and then decides for those members: a done member stops, a failed member
-is replaced by exploiting a healthy one, a ready member may exploit and explore.
+One loop serves every executor. Each turn submits every idle live member, takes the steps the
+executor reports finished (a whole round in process, whatever has finished on Ray), records
+them through the run log, asks the population what each finished member does next, and
+carries the decisions out through the executor. The parts each own one job:
+
+- :mod:`pybt.population`: the members and the policies' decisions;
+- :mod:`pybt.runlog`: numbering records, handing them to the history, journal and callbacks;
+- :mod:`pybt.checkpoint`: checkpoint cuts of the run folder, and resuming from them;
+- :mod:`pybt.history`: the records, and who is best.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
@@ -17,18 +21,23 @@ from typing import Any
 
 import numpy as np
 
-from pybt.errors import PyBTError, TrainingError, invalid_argument
+from pybt import _validate
+from pybt.callbacks.base import Callback, CallbackList, TrainResult
+from pybt.callbacks.progress import ProgressBar
+from pybt.checkpoint import Checkpoints
+from pybt.errors import TrainingError, invalid_argument
 from pybt.executor.base import Executor, StepResult
 from pybt.executor.serial import SerialExecutor
-from pybt.lineage import ScheduleEntry, Segment, lineage, schedule
-from pybt.member import Member
-from pybt.model.base import ModelWrapper, infer_mode
+from pybt.history import ExploitRecord, FailureRecord, RunHistory, StepRecord
+from pybt.lineage import ScheduleEntry, Segment
+from pybt.model.base import ModelWrapper
+from pybt.objective import check_mode, infer_mode
 from pybt.policy.done import DoneStrategy, StopAfter
 from pybt.policy.exploit import ExploitStrategy, Truncation
 from pybt.policy.explore import ExploreStrategy, Perturb
 from pybt.policy.ready import ReadyAfter, ReadyStrategy
-from pybt.policy.snapshot import Population
-from pybt.progress import Progress
+from pybt.population import Exploit, Policies, Population, Wait, starting_hyperparameters
+from pybt.runlog import RunLog
 from pybt.space import Domain, as_space
 from pybt.store import RunStore, describe
 
@@ -40,40 +49,18 @@ DEFAULT_EXPLOIT = Truncation()
 DEFAULT_EXPLORE = Perturb()
 
 _STEP_ARG_KEYS = ("epochs_per_step", "fit_args")
-
-
-def _check_instance(name: str, value: Any, kind: type, example: str, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if not isinstance(value, kind):
-        expected = f"a {kind.__name__}" + (" or None" if optional else "")
-        raise invalid_argument(name, value, expected, f"e.g. {name}={example}.")
-
-
-def _mapping_or_empty(name: str, value: Any, example: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise invalid_argument(name, value, "a dict", f"e.g. {name}={example}.")
-    return dict(value)
+_PLOTS = ("scores", "hyperparameters", "lineage", "schedule")
 
 
 def _parse_step_args(step_args: Any) -> tuple[int, dict[str, Any]]:
-    args = _mapping_or_empty("step_args", step_args, "{'epochs_per_step': 2, 'fit_args': {'x': x, 'y': y}}")
+    args = _validate.check_mapping("step_args", step_args, "{'epochs_per_step': 2, 'fit_args': {'x': x, 'y': y}}")
     unknown = sorted(set(args) - set(_STEP_ARG_KEYS))
     if unknown:
         raise invalid_argument(
-            "step_args",
-            unknown,
-            f"only the keys {list(_STEP_ARG_KEYS)}",
-            "Put arguments for fit() in 'fit_args'.",
+            "step_args", unknown, f"only the keys {list(_STEP_ARG_KEYS)}", "Put arguments for fit() in 'fit_args'."
         )
-    epochs = args.get("epochs_per_step", 1)
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise invalid_argument("step_args['epochs_per_step']", epochs, "an integer >= 1")
-    fit_args = _mapping_or_empty(
-        "step_args['fit_args']", args.get("fit_args"), "{'x': x_train, 'y': y_train}"
-    )
+    epochs = _validate.check_integer("step_args['epochs_per_step']", args.get("epochs_per_step", 1), 1)
+    fit_args = _validate.check_mapping("step_args['fit_args']", args.get("fit_args"), "{'x': x_train, 'y': y_train}")
     return epochs, fit_args
 
 
@@ -82,7 +69,7 @@ class Trainer:
 
     ``train()`` returns ``(best_model, best_score)``: the best member's model as the user's own
     type (``keras.Model`` for Keras) and its score. ``history``, ``lineage()`` and
-    ``schedule()`` tell how it got there.
+    ``schedule()`` tell how it got there; ``run_history`` answers everything else.
     """
 
     def __init__(
@@ -100,28 +87,29 @@ class Trainer:
         metric: str | None = None,
         mode: str | None = None,
         executor: Executor | None = None,
-        run_dir: str | None = None,
+        run_dir: str | os.PathLike[str] | None = None,
         seed: int | None = None,
         verbose: int = 1,
+        callbacks: Sequence[Callback] | None = None,
     ) -> None:
-        _check_instance("model", model, ModelWrapper, "KerasModelWrapper(model, optimizer=..., loss=...)")
-        if not isinstance(population_size, int) or isinstance(population_size, bool) or population_size < 2:
-            raise invalid_argument(
-                "population_size", population_size, "an integer >= 2", "PBT needs members to compare."
-            )
-        _check_instance("stopping_criteria", stopping_criteria, DoneStrategy, "StopAfter(20)")
-        _check_instance("ready_strategy", ready_strategy, ReadyStrategy, "ReadyAfter(4)")
-        _check_instance("exploit_strategy", exploit_strategy, ExploitStrategy, "Truncation()", optional=True)
-        _check_instance("explore_strategy", explore_strategy, ExploreStrategy, "Perturb()", optional=True)
-        _check_instance("executor", executor, Executor, "RayExecutor()", optional=True)
+        check = _validate.check_instance
+        check("model", model, ModelWrapper, "KerasModelWrapper(model, optimizer=..., loss=...)")
+        _validate.check_integer("population_size", population_size, 2, "PBT needs members to compare.")
+        check("stopping_criteria", stopping_criteria, DoneStrategy, "StopAfter(20)")
+        check("ready_strategy", ready_strategy, ReadyStrategy, "ReadyAfter(4)")
+        check("exploit_strategy", exploit_strategy, ExploitStrategy, "Truncation()", optional=True)
+        check("explore_strategy", explore_strategy, ExploreStrategy, "Perturb()", optional=True)
+        check("executor", executor, Executor, "RayExecutor()", optional=True)
         if metric is not None and not isinstance(metric, str):
             raise invalid_argument("metric", metric, "the name of an evaluated metric, or None")
-        if mode not in (None, "max", "min"):
-            raise invalid_argument("mode", mode, "'max', 'min' or None (inferred from the metric's name)")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
-            raise invalid_argument("seed", seed, "a non-negative integer or None")
+        check_mode(mode)
+        if seed is not None:
+            _validate.check_integer("seed", seed, 0)
         if run_dir is not None and not isinstance(run_dir, (str, os.PathLike)):
             raise invalid_argument("run_dir", run_dir, "a folder path or None")
+        callbacks = list(callbacks or [])
+        for index, callback in enumerate(callbacks):
+            check(f"callbacks[{index}]", callback, Callback, "ProgressBar()")
 
         self.model = model
         self.population_size = population_size
@@ -130,182 +118,59 @@ class Trainer:
         self.exploit_strategy = exploit_strategy
         self.explore_strategy = explore_strategy
         self.epochs_per_step, self.fit_args = _parse_step_args(step_args)
-        self.eval_args = _mapping_or_empty("eval_args", eval_args, "{'x': x_val, 'y': y_val}")
-        self.space: dict[str, Domain] = (
-            model.default_space() if hyperparameters is None else as_space(hyperparameters)
-        )
-        model.check_hyperparameters(self.space)
-        model.check_args(self.fit_args, self.eval_args)
-        self.metric, self.mode = metric, mode
+        self.eval_args = _validate.check_mapping("eval_args", eval_args, "{'x': x_val, 'y': y_val}")
+        self.space: dict[str, Domain] = model.default_space() if hyperparameters is None else as_space(hyperparameters)
+        model.prepare(self.space, self.fit_args, self.eval_args)
         self.executor: Executor = executor if executor is not None else SerialExecutor()
+        self._owns_executor = executor is None
         self.verbose = verbose
+        # A metric named up front has its direction known up front (or refused now).
+        self.run_history = RunHistory(metric=metric, mode=mode or (infer_mode(metric) if metric else None))
 
         # A resumed run continues with the seed it started with, drawn or given.
-        self._store = RunStore(run_dir) if run_dir is not None else None
-        stored_config = self._store.config if self._store is not None else None
-        if seed is None and stored_config is not None:
-            seed = stored_config["seed"]
+        store = RunStore(run_dir) if run_dir is not None else None
+        if seed is None and store is not None and store.config is not None:
+            seed = store.config["seed"]
         seed_sequence = np.random.SeedSequence(seed)
         self.seed: int = int(seed_sequence.entropy)  # type: ignore[arg-type]
         policy_seed, *member_seeds = seed_sequence.spawn(population_size + 1)
-        self._rng = np.random.default_rng(policy_seed)
-        starting = self._starting_hyperparameters(initial_hyperparameters)
-        self._members = {
-            i: Member(id=i, seed=int(member_seeds[i].generate_state(1)[0]), hyperparameters=starting[i])
-            for i in range(population_size)
-        }
+        rng = np.random.default_rng(policy_seed)
+        given = model.given_hyperparameters(self.space)
+        starting = starting_hyperparameters(self.space, population_size, given, initial_hyperparameters, rng)
+        seeds = [int(s.generate_state(1)[0]) for s in member_seeds]
+        policies = Policies(stopping_criteria, ready_strategy, exploit_strategy, explore_strategy)
+        self._population = Population.create(population_size, seeds, starting, policies, self.space, rng)
+        self._population.mode = self.run_history.mode
+        if store is not None:
+            config = self._config(initial_hyperparameters, metric, mode)
+            store.begin(config, [(m.id, m.seed, m.hyperparameters) for m in self._population.members.values()])
 
-        if self._store is not None:
-            self._store.begin(
-                self._config(initial_hyperparameters),
-                [(m.id, m.seed, m.hyperparameters) for m in self._members.values()],
-            )
-
-        self._steps: list[dict[str, Any]] = []
-        self._exploits: list[dict[str, Any]] = []
-        self._failures: list[dict[str, Any]] = []
-        self._sequence = 0
+        self.callbacks: list[Callback] = ([ProgressBar()] if verbose > 0 else []) + callbacks
+        self._log = RunLog(self.run_history, store, CallbackList(self.callbacks, self))
+        self._checkpoints = Checkpoints(store, self.executor, self._population, self._log) if store else None
+        self._running: set[int] = set()  # members with a step submitted and not yet reported
+        self._waiting: set[int] = set()  # failed members waiting for a healthy donor
         self._started = False
-        self._in_flight: set[int] = set()
-        self._waiting_for_donor: set[int] = set()
         self._last_exception: BaseException | None = None
-        self._best_fitness_seen, self._best_score_seen = -math.inf, None
-        # Run folder bookkeeping: members whose state changed since the last checkpoint cut, the
-        # ready epoch every live member had passed at that cut, and whether a cut waits for steps.
-        self._dirty: set[int] = set(self._members)
-        self._cut_mark = 0
-        self._draining = False
         # How many epochs a member may be ahead of the slowest live member when it starts a step.
         self._max_lead = max(self.epochs_per_step, getattr(ready_strategy, "epochs", 0))
 
-    # ---- set-up -----------------------------------------------------------------------------
-    def _starting_hyperparameters(self, initial: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
-        """Member 0 keeps what the user gave (where it lies in the space); the rest are sampled."""
-        if initial is not None:
-            if isinstance(initial, (str, bytes, Mapping)) or not isinstance(initial, Sequence):
-                raise invalid_argument("initial_hyperparameters", initial, "a list of dicts, one per member")
-            if len(initial) != self.population_size:
-                raise invalid_argument(
-                    "initial_hyperparameters",
-                    f"a list of {len(initial)}",
-                    f"one dict per member ({self.population_size})",
-                    "Give one dict per member, or None to sample them.",
-                )
-        given = {
-            name: value
-            for name, value in self.model.given_hyperparameters(self.space).items()
-            if name in self.space and self.space[name].contains(value)
-        }
-        starting = []
-        for i in range(self.population_size):
-            values = {name: domain.sample(self._rng) for name, domain in self.space.items()}
-            if i == 0:
-                values.update(given)
-            if initial is not None:
-                values.update(self._checked_initial(i, initial[i]))
-            starting.append(values)
-        return starting
-
-    def _checked_initial(self, index: int, values: Any) -> dict[str, Any]:
-        argument = f"initial_hyperparameters[{index}]"
-        if not isinstance(values, Mapping):
-            raise invalid_argument(argument, values, "a dict {name: value}")
-        unknown = sorted(set(values) - set(self.space))
-        if unknown:
-            raise invalid_argument(argument, unknown, f"names from the space {sorted(self.space)}")
-        return {
-            name: self.space[name].check(f"{argument}[{name!r}]", value) for name, value in values.items()
-        }
-
-    def _config(self, initial_hyperparameters: Any) -> dict[str, Any]:
+    def _config(self, initial: Any, metric: str | None, mode: str | None) -> dict[str, Any]:
         """What makes a run this run: a run folder written by another configuration is refused."""
         return {
             "model": f"{type(self.model).__module__}.{type(self.model).__qualname__}",
             "population_size": self.population_size,
             "space": describe(self.space),
-            "initial_hyperparameters": describe(initial_hyperparameters),
+            "initial_hyperparameters": describe(initial),
             "stopping_criteria": describe(self.stopping_criteria),
             "ready_strategy": describe(self.ready_strategy),
             "exploit_strategy": describe(self.exploit_strategy),
             "explore_strategy": describe(self.explore_strategy),
             "epochs_per_step": self.epochs_per_step,
-            "metric": self.metric,
-            "mode": self.mode,
+            "metric": metric,
+            "mode": mode,
             "seed": self.seed,
         }
-
-    def _start(self) -> None:
-        self.executor.start(self.model, self.fit_args, self.eval_args)
-        for member in self._members.values():
-            self.executor.place(member.id, member.seed)
-        if self._store is not None:
-            self._resume(self._store)
-        self._started = True
-
-    # ---- run folder ---------------------------------------------------------------------------
-    def _resume(self, store: RunStore) -> None:
-        """Continue from the newest intact checkpoint cut; rows recorded after it are redone."""
-        cut = store.latest_cut()
-        if cut is None:
-            store.truncate_after(0)
-            return
-        sequence, state, member_states = cut
-        if not (store.finished and store.final_sequence == sequence):
-            store.truncate_after(sequence)
-        self._steps, self._exploits, self._failures = (
-            store.rows(kind) for kind in ("steps", "exploits", "failures")
-        )
-        self._rng.bit_generator.state = state["rng"]
-        self._members = {m["id"]: Member(**m) for m in state["members"]}
-        self._sequence, self.metric, self.mode = sequence, state["metric"], state["mode"]
-        self._best_fitness_seen, self._best_score_seen = state["best_seen"]
-        self._cut_mark = state["cut_mark"]
-        for member_id, member_state in member_states.items():
-            try:
-                self.executor.set_state(member_id, member_state)
-            except Exception as error:  # the wrapper's or the framework's: the state does not fit
-                raise invalid_argument(
-                    "run_dir",
-                    str(store.path),
-                    "checkpoints this model can load",
-                    f"Member {member_id}'s checkpoint does not fit the model "
-                    f"({type(error).__name__}: {error}). The run folder was written by another "
-                    f"model (architecture or state layout); use a new run_dir, or the old model.",
-                ) from error
-        self._dirty.clear()
-        logger.info("resumed %s at sequence %d", store.path, sequence)
-
-    def _ready_mark(self) -> int | None:
-        """The ready point every live member has passed (None when all are done)."""
-        return min((m.last_ready_epoch for m in self._members.values() if not m.done), default=None)
-
-    def _cut_due(self) -> bool:
-        mark = self._ready_mark()
-        return mark is not None and mark > self._cut_mark
-
-    def _cut(self, store: RunStore) -> None:
-        """Checkpoint every member whose state changed, with the bookkeeping to resume from here."""
-        mark = self._ready_mark()
-        self._cut_mark = self._cut_mark if mark is None else mark
-        state = {
-            "rng": self._rng.bit_generator.state,
-            "members": [dataclasses.asdict(member) for member in self._members.values()],
-            "metric": self.metric,
-            "mode": self.mode,
-            "best_seen": [self._best_fitness_seen, self._best_score_seen],
-            "cut_mark": self._cut_mark,
-        }
-        states = {member: self.executor.get_state(member) for member in sorted(self._dirty)}
-        epochs = {member.id: member.epoch for member in self._members.values()}
-        store.save_cut(self._sequence, state, states, epochs)
-        self._dirty.clear()
-        self._draining = False
-
-    def _append(self, kind: str, row: dict[str, Any]) -> None:
-        """Add a row to the in-memory record and, with a run folder, commit it to the journal."""
-        {"steps": self._steps, "exploits": self._exploits, "failures": self._failures}[kind].append(row)
-        if self._store is not None:
-            self._store.record(kind, row)
 
     # ---- the loop -----------------------------------------------------------------------------
     def train(self) -> tuple[Any, float]:
@@ -314,84 +179,66 @@ class Trainer:
         With a ``run_dir`` that holds an unfinished run, training continues from its newest
         checkpoint; a finished run returns its result without training.
         """
-        progress = Progress(self._total_member_epochs(), enabled=self.verbose > 0)
+        callbacks = self._log.callbacks
         try:
             if not self._started:
                 self._start()
-            progress.done = sum(member.epoch for member in self._members.values())
-            while self._turn(progress):
+            callbacks.train_begin()
+            while self._turn():
                 pass
-            best = self._best()
-            if self._store is not None and not self._store.finished:
-                self._cut(self._store)
-                self._store.mark_finished(best.id, self._sequence)
-            model = self.executor.model(best.id)
+            result = self._finish()
+        except BaseException:
+            callbacks.train_end(None)
+            raise
         finally:
-            progress.close()
-            self.executor.shutdown()
-        return model, float(best.score)  # type: ignore[arg-type]
+            if self._owns_executor:
+                self.executor.close()
+        callbacks.train_end(result)
+        return result.model, result.score
 
-    def _total_member_epochs(self) -> int | None:
-        epochs = self.stopping_criteria.max_epochs
-        return None if epochs is None else epochs * self.population_size
+    def _start(self) -> None:
+        self.executor.start(self.model, self.fit_args, self.eval_args)
+        for member in self._population.members.values():
+            self.executor.place(member.id, member.seed)
+        if self._checkpoints is not None:
+            self._checkpoints.resume()
+        self._started = True
 
-    def _turn(self, progress: Progress) -> bool:
+    def _turn(self) -> bool:
         """Submit idle members, take the finished steps, decide for them; False when all are done."""
-        if not self._draining:
-            self._submit_idle()
-        if not self._in_flight:
+        if not (self._checkpoints is not None and self._checkpoints.draining):
+            for member in self._population.due(self._running | self._waiting, self._max_lead):
+                self.executor.submit(member.id, dict(member.hyperparameters), self._step_epochs(member.epoch))
+                self._running.add(member.id)
+        if not self._running:
             return False
-        finished = []
-        if self.executor.pending < len(self._in_flight):
+        if self.executor.pending < len(self._running):
             # Steps the trainer waits for that the executor no longer holds (an earlier
-            # train() was interrupted, and the executor shut down): waiting would never end.
+            # train() was interrupted, and the executor was closed): waiting would never end.
             raise TrainingError(
-                f"Members {sorted(self._in_flight)} wait for steps the executor no longer runs "
+                f"Members {sorted(self._running)} wait for steps the executor no longer runs "
                 f"(an earlier train() was interrupted). Create a new Trainer; with run_dir= it "
                 f"resumes from the last checkpoint."
             )
+        finished = []
         for result in self.executor.completed():
-            self._in_flight.discard(result.member)
+            self._running.discard(result.member)
             self._record(result)
             finished.append(result.member)
-            if not self._members[result.member].failed:
-                progress.update(result.epochs, self._best_score_seen, self.metric)
-        self._decide(finished + sorted(self._waiting_for_donor))
-        if self._store is not None and (self._draining or self._cut_due()):
-            # A cut is a picture of every member at once: on an asynchronous executor, steps
-            # still running are let finish (and nothing new starts) before it is taken.
-            if self._in_flight:
-                self._draining = True
-            else:
-                self._cut(self._store)
+        self._apply(self._population.decide(finished + sorted(self._waiting), self._running))
+        if self._checkpoints is not None:
+            self._checkpoints.after_turn(self._running)
         return True
 
-    def _submit_idle(self) -> None:
-        live = [member for member in self._members.values() if not member.done]
-        slowest = min((member.epoch for member in live), default=0)
-        for member in live:
-            if member.id in self._in_flight or member.id in self._waiting_for_donor:
-                continue
-            # On an asynchronous executor a fast member would otherwise race ahead and be
-            # compared with members many epochs behind; it waits for the slowest instead.
-            if member.epoch - slowest < self._max_lead:
-                self.executor.submit(member.id, dict(member.hyperparameters), self._step_epochs(member))
-                self._in_flight.add(member.id)
-
-    def _step_epochs(self, member: Member) -> int:
+    def _step_epochs(self, epoch: int) -> int:
         """``epochs_per_step``, or fewer for the last step, so no member trains past the stop."""
         limit = self.stopping_criteria.max_epochs
-        if limit is not None and 0 < limit - member.epoch < self.epochs_per_step:
-            return limit - member.epoch
+        if limit is not None and 0 < limit - epoch < self.epochs_per_step:
+            return limit - epoch
         return self.epochs_per_step
 
-    # ---- recording --------------------------------------------------------------------------
-    def _next_sequence(self) -> int:
-        self._sequence += 1
-        return self._sequence
-
     def _record(self, result: StepResult) -> None:
-        member = self._members[result.member]
+        member = self._population.members[result.member]
         metrics = {**result.eval_metrics, **{f"train_{k}": v for k, v in result.train_metrics.items()}}
         error = result.error
         if error is None:
@@ -402,238 +249,136 @@ class Trainer:
                 bad_losses = {k: v for k, v in metrics.items() if "loss" in k and not math.isfinite(v)}
                 if bad_losses:
                     error = f"non-finite loss {bad_losses}"
+        self._changed(member.id)
         if error is not None:
-            member.failed = True
-            self._dirty.add(member.id)
-            self._append(
-                "failures",
-                {
-                    "member": member.id,
-                    "epoch": member.epoch,
-                    "hyperparameters": dict(member.hyperparameters),
-                    "error": error,
-                    "sequence": self._next_sequence(),
-                },
-            )
+            self._population.failed(member.id)
             self._last_exception = result.exception
             logger.warning("member %d failed at epoch %d: %s", member.id, member.epoch, error)
+            self._log.failure(member.id, member.epoch, member.hyperparameters, error)
             return
-        member.failed = False
-        member.epoch += result.epochs
-        member.steps += 1
-        member.score = score
-        member.fitness = score if self.mode == "max" else -score
-        member.metrics = metrics
-        if self._best_fitness_seen < member.fitness:
-            self._best_fitness_seen, self._best_score_seen = member.fitness, score
-        self._dirty.add(member.id)
-        self._append(
-            "steps",
-            {
-                "member": member.id,
-                "epoch": member.epoch,
-                "hyperparameters": dict(member.hyperparameters),
-                "metrics": metrics,
-                "score": score,
-                "seconds": result.seconds,
-                "sequence": self._next_sequence(),
-            },
-        )
+        self._population.stepped(member.id, result.epochs, score, metrics)
+        self._log.step(member.id, member.epoch, member.hyperparameters, metrics, score, result.seconds)
 
     def _resolve_metric(self, evaluated: Mapping[str, float], metrics: Mapping[str, float]) -> str:
         """The scored metric: the user's choice (any metric, ``train_*`` ones included), or the
         model's default among the evaluated ones, checked once it is known."""
-        if self.metric is None:
-            self.metric = self.model.default_metric(dict(evaluated))
-        if self.metric not in metrics:
+        metric = self.run_history.metric or self.model.default_metric(dict(evaluated))
+        if metric not in metrics:
             raise invalid_argument(
-                "metric",
-                self.metric,
-                f"one of the evaluated metrics {sorted(metrics)}",
-                "Pass one of those names.",
+                "metric", metric, f"one of the evaluated metrics {sorted(metrics)}", "Pass one of those names."
             )
-        if self.mode is None:
-            self.mode = infer_mode(self.metric)
-        return self.metric
+        if metric != self.run_history.metric or self.run_history.mode is None:
+            mode = self.run_history.mode or infer_mode(metric)
+            self.run_history.set_objective(metric, mode)
+            self._population.mode = mode
+        return metric
 
-    # ---- deciding -----------------------------------------------------------------------------
-    def _decide(self, member_ids: Sequence[int]) -> None:
-        """Done, replace, or exploit-and-explore, for members whose step just ended."""
-        healthy = [member for member in self._members.values() if member.healthy]
-        failed = [self._members[i] for i in member_ids if self._members[i].failed]
-        population = Population([m.snapshot() for m in healthy + failed], self._rng)
-        pairs: list[tuple[int, int, str]] = []
-        for member_id in dict.fromkeys(member_ids):
-            member = self._members[member_id]
-            snapshot = population.get(member_id)
-            if member.failed:
-                donor = self._replacement(snapshot, population)
-                if donor is None:
-                    self._no_donor_for(member)
-                    continue
-                self._waiting_for_donor.discard(member_id)
-                pairs.append((donor, member_id, "failure"))
-            elif self.stopping_criteria.is_done(snapshot):
-                member.done = True
-            elif self.ready_strategy.is_ready(snapshot):
-                if self.exploit_strategy is None:
-                    # Explore without exploit (the paper's ablation): a ready member perturbs
-                    # its own hyperparameters; with explore off too, this is random search.
-                    member.last_ready_epoch = member.epoch
-                    member.hyperparameters = self._explored(member.hyperparameters)
-                    continue
-                donor = self.exploit_strategy.donor(snapshot, population, self._rng)
-                if donor is not None and donor != member_id:
-                    self._check_donor(donor, population)
-                    if population.get(donor).epoch < member.epoch and donor in self._in_flight:
-                        # Asynchronous runs only: the donor's score is from fewer epochs and it is
-                        # still training. Copying it now would step this member back (and redo
-                        # epochs); it stays ready and decides again after its next step.
-                        continue
-                    pairs.append((donor, member_id, "exploit"))
-                member.last_ready_epoch = member.epoch
-        if pairs:
-            self._exploit(pairs, population)
+    def _apply(self, decisions: Sequence[Any]) -> None:
+        """Carry out the population's decisions: copy states, record exploits, update members."""
+        copies = [decision for decision in decisions if isinstance(decision, Exploit)]
+        if copies:
+            # One call, so every copy reads its donor's state from before this decision.
+            self.executor.copy_states([(decision.donor.id, decision.member) for decision in copies])
+        for decision in decisions:
+            if isinstance(decision, Wait):
+                self._no_donor_for(decision.member)
+                continue
+            if isinstance(decision, Exploit):
+                member, donor = self._population.members[decision.member], decision.donor
+                self._waiting.discard(member.id)
+                self._changed(member.id)
+                logger.info("member %d copied member %d at epoch %d (%s)", member.id, donor.id, donor.epoch, decision.reason)
+                self._log.exploit(
+                    member.id, donor.id, donor.epoch, member.epoch, member.hyperparameters,
+                    decision.hyperparameters, decision.reason,
+                )  # fmt: skip
+            self._population.apply(decision)
 
-    def _replacement(self, failed: Any, population: Population) -> int | None:
-        """A healthy donor for a failed member: the exploit strategy's pick, else the best."""
-        healthy_ids = [m.id for m in population.ranked if not m.failed]
-        if not healthy_ids:
-            return None
-        if self.exploit_strategy is not None:
-            donor = self.exploit_strategy.donor(failed, population, self._rng)
-            if donor in healthy_ids:
-                return donor
-        return healthy_ids[-1]
-
-    def _no_donor_for(self, member: Member) -> None:
+    def _no_donor_for(self, member_id: int) -> None:
         """No healthy member to copy: wait for one still training, or give up if none is."""
-        if self._in_flight:
-            self._waiting_for_donor.add(member.id)
+        if self._running:
+            self._waiting.add(member_id)
             return
-        last = self._failures[-1]["error"] if self._failures else "unknown"
+        failures = self.run_history.failures
+        last = failures[-1].error if failures else "unknown"
         raise TrainingError(
-            f"Every member failed by epoch {member.epoch}, so no member is left to copy. "
-            f"The last error was: {last.rstrip('.')}. Fix the training code or narrow the "
+            f"Every member failed by epoch {self._population.members[member_id].epoch}, so no member is "
+            f"left to copy. The last error was: {last.rstrip('.')}. Fix the training code or narrow the "
             f"hyperparameter space (trainer.failures lists every failed step)."
         ) from self._last_exception
 
-    def _check_donor(self, donor: Any, population: Population) -> None:
-        if donor not in population or population.get(donor).failed:
-            raise PyBTError(
-                f"exploit_strategy {self.exploit_strategy!r} returned donor {donor!r}, "
-                f"which is not a healthy member of the population; return one of "
-                f"{[m.id for m in population.ranked if not m.failed]} or None."
-            )
+    def _changed(self, member_id: int) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.changed.add(member_id)
 
-    def _exploit(self, pairs: list[tuple[int, int, str]], population: Population) -> None:
-        self.executor.copy_states([(donor, member) for donor, member, _ in pairs])
-        # Every copy read its donor's state from before this decision. Recording the worst
-        # members first puts a member's copy of a donor before the donor's own exploit (a donor
-        # ranks above the member copying it), so lineage() and schedule(), which follow the
-        # exploits recorded before a copy, do not credit the donor's new weights to the member.
-        for donor_id, member_id, reason in sorted(pairs, key=lambda pair: population.rank(pair[1])):
-            donor, member = population.get(donor_id), self._members[member_id]
-            new = self._explored(donor.hyperparameters)
-            self._dirty.add(member_id)
-            self._append(
-                "exploits",
-                {
-                    "member": member_id,
-                    "donor": donor_id,
-                    "epoch": donor.epoch,
-                    "member_epoch": member.epoch,
-                    "old_hyperparameters": dict(member.hyperparameters),
-                    "new_hyperparameters": dict(new),
-                    "reason": reason,
-                    "sequence": self._next_sequence(),
-                },
-            )
-            logger.info(
-                "member %d copied member %d at epoch %d (%s)", member_id, donor_id, donor.epoch, reason
-            )
-            member.hyperparameters = new
-            member.epoch = member.last_ready_epoch = donor.epoch
-            member.score, member.fitness, member.failed = donor.score, donor.fitness, False
-            member.parent = donor_id
-            member.done = self.stopping_criteria.is_done(member.snapshot())
-
-    def _explored(self, hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
-        if self.explore_strategy is None:
-            return dict(hyperparameters)
-        explored = self.explore_strategy.explore(hyperparameters, self.space, self._rng)
-        for name, domain in self.space.items():
-            if name not in explored or not domain.contains(explored[name]):
-                raise PyBTError(
-                    f"explore_strategy {self.explore_strategy!r} returned {name}={explored.get(name)!r}, "
-                    f"outside its domain {domain!r}; an explore strategy must return a value in the domain "
-                    f"(Domain.perturb and Domain.sample do) for every hyperparameter."
-                )
-        return explored
-
-    def _best(self) -> Member:
-        healthy = [member for member in self._members.values() if member.healthy]
-        if not healthy:
-            raise TrainingError("No member has a score: train() has not completed a step yet.")
-        return max(healthy, key=lambda m: (m.fitness, -m.id))
+    def _finish(self) -> TrainResult:
+        best = self.run_history.best()
+        if best is None:
+            raise TrainingError("No member has a score: no step has completed.")
+        if self._checkpoints is not None:
+            self._checkpoints.finish(best.member)
+        return TrainResult(self.executor.model(best.member), float(best.score), best.member, best.epoch)
 
     # ---- results ------------------------------------------------------------------------------
     @property
-    def history(self) -> list[dict[str, Any]]:
-        """One dict per completed member-step, in the order they were recorded."""
-        return list(self._steps)
+    def metric(self) -> str | None:
+        """The scored metric (known once the first step is evaluated, unless named)."""
+        return self.run_history.metric
 
     @property
-    def exploits(self) -> list[dict[str, Any]]:
-        """One dict per exploit (and per failed member replaced), in order."""
-        return list(self._exploits)
+    def mode(self) -> str | None:
+        """``"max"`` or ``"min"``: which way the score is better."""
+        return self.run_history.mode
 
     @property
-    def failures(self) -> list[dict[str, Any]]:
-        """One dict per failed step, with the error."""
-        return list(self._failures)
+    def history(self) -> list[StepRecord]:
+        """One record per completed member-step, in the order they were made."""
+        return list(self.run_history.steps)
+
+    @property
+    def exploits(self) -> list[ExploitRecord]:
+        """One record per exploit (and per failed member replaced), in order."""
+        return list(self.run_history.exploits)
+
+    @property
+    def failures(self) -> list[FailureRecord]:
+        """One record per failed step, with the error."""
+        return list(self.run_history.failures)
 
     @property
     def best_member(self) -> int:
-        """The id of the member with the best score."""
-        return self._best().id
+        """The id of the member with the best score now (what ``train()`` returns)."""
+        best = self.run_history.best()
+        if best is None:
+            raise TrainingError("No member has a score: train() has not completed a step yet.")
+        return best.member
 
     def lineage(self, member_id: int | None = None) -> list[Segment]:
         """The members whose training made ``member_id``'s weights (default: the best), oldest first."""
-        member = self._member(member_id)
-        return lineage(member.id, member.epoch, self._exploits)
+        return self.run_history.lineage(self._member_id(member_id))
 
     def schedule(self, member_id: int | None = None) -> list[ScheduleEntry]:
         """The hyperparameters, epoch by epoch, that trained ``member_id`` (default: the best)."""
-        member = self._member(member_id)
-        return schedule(member.id, member.epoch, self._steps, self._exploits)
+        return self.run_history.schedule(self._member_id(member_id))
 
     def history_frame(self) -> Any:
         """``history`` as a pandas DataFrame (hyperparameters as ``hp_*``, metrics as ``metric_*``)."""
-        from pybt.report import history_frame
-
-        return history_frame(self._steps)
+        return self.run_history.frame()
 
     def plot(self, what: str = "scores", member: int | None = None) -> Any:
         """A matplotlib Figure of the run so far: ``"scores"`` of every member over epochs,
         ``"hyperparameters"`` over epochs, the ``"lineage"`` or the ``"schedule"`` of
         ``member`` (default: the best). Needs ``pip install 'pybt[plot]'``."""
+        if what not in _PLOTS:
+            raise invalid_argument("what", what, "'scores', 'hyperparameters', 'lineage' or 'schedule'")
         from pybt import report
 
-        rows = {"failures": self._failures}
-        scored = {**rows, "mode": self.mode, "metric": self.metric}
-        if what == "scores":
-            return report.plot_scores(self._steps, self._exploits, **scored)
-        if what == "hyperparameters":
-            return report.plot_hyperparameters(self._steps, self._exploits, **rows)
+        draw = getattr(report, f"plot_{what}")
         if what in ("lineage", "schedule"):
-            draw = report.plot_lineage if what == "lineage" else report.plot_schedule
-            return draw(self._steps, self._exploits, member, **scored)
-        raise invalid_argument("what", what, "'scores', 'hyperparameters', 'lineage' or 'schedule'")
+            return draw(self.run_history, self._member_id(member))
+        return draw(self.run_history)
 
-    def _member(self, member_id: int | None) -> Member:
-        if member_id is None:
-            return self._best()
-        if member_id not in self._members:
+    def _member_id(self, member_id: int | None) -> int | None:
+        if member_id is not None and member_id not in self._population.members:
             raise invalid_argument("member_id", member_id, f"a member id in 0..{self.population_size - 1}")
-        return self._members[member_id]
+        return member_id

@@ -5,6 +5,16 @@ The trainer is one loop over *completed steps*; the executor decides where a ste
 submitted step and yields them all (so the trainer decides once per synchronous round),
 the Ray executor yields those finished so far (so each member decides as soon as its step
 completes). Policies and records never know which.
+
+Lifetime: an executor is a context manager, closed by whoever opened it. ``train()`` closes
+an executor it created itself (the default in-process one) and never one the user passed,
+so one executor can serve several trainers in a row::
+
+    with RayExecutor() as executor:
+        Trainer(..., executor=executor).train()
+        Trainer(..., executor=executor).train()   # the same actors pool, a new population
+
+``start()`` begins a run: it forgets the members of any earlier one.
 """
 
 from __future__ import annotations
@@ -39,7 +49,9 @@ class Executor(ABC):
     def start(
         self, template: ModelWrapper, fit_args: Mapping[str, Any], eval_args: Mapping[str, Any]
     ) -> None:
-        """Get ready to run members of ``template`` on this data (sent once, not per step)."""
+        """Get ready to run members of ``template`` on this data (sent once, not per step).
+
+        A new run: members placed for an earlier run are forgotten."""
 
     @abstractmethod
     def place(self, member_id: int, seed: int) -> None:
@@ -82,5 +94,16 @@ class Executor(ABC):
     def model(self, member_id: int) -> Any:
         """The member's model, unwrapped, in this process."""
 
+    def close(self) -> None:
+        """Release what the executor holds (processes, actors); safe to call twice. The default
+        holds nothing."""
+
     def shutdown(self) -> None:
-        """Release what the executor holds (processes, actors). The default holds nothing."""
+        """The same as :meth:`close` (the name earlier versions used)."""
+        self.close()
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -8,13 +8,13 @@ synchronous rounds. Exploit copies states in memory.
 from __future__ import annotations
 
 import time
-import traceback
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from pybt.errors import describe_exception
 from pybt.executor.base import Executor, StepResult
 from pybt.model.base import ModelWrapper
 
@@ -40,7 +40,7 @@ def run_step(
             member=member_id,
             epochs=epochs,
             seconds=time.perf_counter() - started,
-            error="".join(traceback.format_exception_only(type(error), error)).strip(),
+            error=describe_exception(error),
             exception=error,
         )
     return StepResult(
@@ -66,6 +66,8 @@ class SerialExecutor(Executor):
         self, template: ModelWrapper, fit_args: Mapping[str, Any], eval_args: Mapping[str, Any]
     ) -> None:
         self._template, self._fit_args, self._eval_args = template, fit_args, eval_args
+        self._members.clear()
+        self._queue.clear()
 
     def place(self, member_id: int, seed: int) -> None:
         assert self._template is not None, "start() comes before place()"

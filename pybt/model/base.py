@@ -9,6 +9,11 @@ state in memory, across processes and to disk.
 To support a new framework, subclass :class:`ModelWrapper` and implement the abstract
 methods; the hooks with defaults let a wrapper offer a default search space, validate
 arguments early and pick its default score.
+
+The order of calls is explicit: the trainer calls :meth:`ModelWrapper.prepare` once on the
+template, with the search space and the data, before it spawns any member. ``prepare`` is
+the one place a wrapper checks them and keeps what its members need from them (the data's
+first rows to build an unbuilt Keras model, say); the ``check_*`` hooks it calls are pure.
 """
 
 from __future__ import annotations
@@ -24,27 +29,6 @@ from pybt.space import Domain
 
 State = dict[str, np.ndarray]
 Metrics = dict[str, float]
-
-# Metric names whose value is better when lower; anything else is maximized by default.
-_LOWER_IS_BETTER = (
-    "loss",
-    "error",
-    "mse",
-    "mae",
-    "mape",
-    "msle",
-    "crossentropy",
-    "hinge",
-    "divergence",
-    "perplexity",
-)
-
-
-def infer_mode(metric: str) -> str:
-    """``"min"`` for metrics that read as losses or errors, else ``"max"``."""
-    name = metric.lower()
-    return "min" if any(word in name for word in _LOWER_IS_BETTER) else "max"
-
 
 class ModelWrapper(ABC):
     """A model PBT can train, score, copy and clone."""
@@ -87,14 +71,29 @@ class ModelWrapper(ABC):
         )
 
     def given_hyperparameters(self, space: Mapping[str, Domain]) -> dict[str, Any]:
-        """Values the user already chose (e.g. the optimizer's learning rate), for member 0."""
+        """Values the user already chose (e.g. the optimizer's learning rate), for member 0.
+
+        Called after :meth:`prepare`."""
         return {}
 
+    def prepare(
+        self, space: Mapping[str, Domain], fit_args: Mapping[str, Any], eval_args: Mapping[str, Any]
+    ) -> None:
+        """Check the space and the data, and keep what members need from them.
+
+        Called once on the template, before any :meth:`spawn`. The default runs the two pure
+        checks below; a wrapper that needs something from the space or the data overrides it
+        (calling ``super().prepare(...)`` first) and keeps it on the template, which members
+        are copied from.
+        """
+        self.check_hyperparameters(space)
+        self.check_args(fit_args, eval_args)
+
     def check_hyperparameters(self, space: Mapping[str, Domain]) -> None:
-        """Raise a PyBTError for a hyperparameter this model cannot take."""
+        """Raise a PyBTError for a hyperparameter this model cannot take (changes nothing)."""
 
     def check_args(self, fit_args: Mapping[str, Any], eval_args: Mapping[str, Any]) -> None:
-        """Raise a PyBTError for ``fit_args``/``eval_args`` the model cannot use."""
+        """Raise a PyBTError for ``fit_args``/``eval_args`` the model cannot use (changes nothing)."""
 
     def default_metric(self, metrics: Metrics) -> str:
         """The metric scored when the user names none: the first one evaluated."""

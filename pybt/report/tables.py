@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pybt.errors import MissingDependencyError, invalid_argument
-from pybt.progress import format_seconds
+from pybt.callbacks.progress import format_seconds
 from pybt.report.rows import (
     Rows,
     by_sequence,

@@ -13,21 +13,40 @@ import pytest
 
 import pybt
 from pybt.model import FunctionModel, ModelWrapper
+from pybt.space import Domain, Uniform
+from tests.model.contract import ModelWrapperContract
+
+
+def init(seed: int) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    return {"weights": {"w": rng.normal(size=3), "b": 0.0}, "steps": 0}
+
+
+def step(state: dict[str, Any], hp: dict[str, Any], target: float = 1.0) -> tuple[dict[str, Any], dict]:
+    weights = {"w": state["weights"]["w"] + hp["lr"] * target, "b": state["weights"]["b"] + 1.0}
+    return {"weights": weights, "steps": state["steps"] + 1}, {"loss": float(-weights["w"].sum())}
+
+
+def evaluate(state: dict[str, Any], scale: float = 1.0) -> dict[str, float]:
+    return {"total": scale * float(state["weights"]["w"].sum()), "steps": state["steps"]}
 
 
 def nested_model() -> FunctionModel:
-    def init(seed: int) -> dict[str, Any]:
-        rng = np.random.default_rng(seed)
-        return {"weights": {"w": rng.normal(size=3), "b": 0.0}, "steps": 0}
-
-    def step(state: dict[str, Any], hp: dict[str, Any], target: float = 1.0) -> tuple[dict[str, Any], dict]:
-        weights = {"w": state["weights"]["w"] + hp["lr"] * target, "b": state["weights"]["b"] + 1.0}
-        return {"weights": weights, "steps": state["steps"] + 1}, {"loss": float(-weights["w"].sum())}
-
-    def evaluate(state: dict[str, Any], scale: float = 1.0) -> dict[str, float]:
-        return {"total": scale * float(state["weights"]["w"].sum()), "steps": state["steps"]}
-
     return FunctionModel(init, step, evaluate)
+
+
+class TestFunctionModelContract(ModelWrapperContract):
+    def make_template(self) -> FunctionModel:
+        return nested_model()
+
+    def space(self) -> dict[str, Domain]:
+        return {"lr": Uniform(0.0, 1.0)}
+
+    def fit_args(self) -> dict[str, Any]:
+        return {"target": 2.0}
+
+    def eval_args(self) -> dict[str, Any]:
+        return {"scale": 0.5}
 
 
 def test_is_a_model_wrapper_and_spawns_members_with_their_own_state() -> None:

@@ -1,4 +1,4 @@
-"""A run folder: the journal of a PBT run and its checkpoints, so a run can resume after a crash.
+"""A run folder's writer: the journal of a PBT run and its checkpoint cuts, so a run can resume.
 
 Layout of ``run_dir``::
 
@@ -20,8 +20,6 @@ are deleted, so disk use stays near two states per member.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import os
 import sqlite3
 import time
@@ -31,7 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from pybt.errors import PyBTError, TrainingError, invalid_argument
+from pybt.errors import TrainingError, invalid_argument
+from pybt.history import RECORD_KINDS, Record, as_record, record_fields
+from pybt.store.files import npz_bytes, read_checkpoint, write_atomically
+from pybt.store.values import dumps, loads
 
 JOURNAL_NAME = "journal.sqlite"
 CHECKPOINT_DIR = "checkpoints"
@@ -60,123 +61,10 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     bytes INTEGER NOT NULL, epoch INTEGER NOT NULL, PRIMARY KEY (cut, member));
 """
 
-# Each kind of row: its table and columns; dict-valued columns are stored as JSON text.
-_ROW_COLUMNS = {
-    "steps": ("sequence", "member", "epoch", "hyperparameters", "metrics", "score", "seconds"),
-    "exploits": (
-        "sequence",
-        "member",
-        "donor",
-        "epoch",
-        "member_epoch",
-        "old_hyperparameters",
-        "new_hyperparameters",
-        "reason",
-    ),
-    "failures": ("sequence", "member", "epoch", "hyperparameters", "error"),
-}
+# Each kind of record has a table whose columns are the record's fields; dict-valued ones
+# are stored as JSON text.
+_ROW_COLUMNS = {kind: record_fields(record_class) for kind, record_class in RECORD_KINDS.items()}
 _JSON_COLUMNS = {"hyperparameters", "metrics", "old_hyperparameters", "new_hyperparameters"}
-
-
-# ---- JSON that keeps tuples (Choice options such as Adam's betas are tuples) ------------------
-def _tag(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return {"__tuple__": [_tag(item) for item in value]}
-    if isinstance(value, list):
-        return [_tag(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _tag(item) for key, item in value.items()}
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _untag(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"__tuple__"}:
-            return tuple(_untag(item) for item in value["__tuple__"])
-        return {key: _untag(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_untag(item) for item in value]
-    return value
-
-
-def dumps(value: Any) -> str:
-    """JSON text for journal values (tuples survive the round trip)."""
-    try:
-        return json.dumps(_tag(value), sort_keys=True)
-    except (TypeError, ValueError) as error:
-        raise PyBTError(
-            f"A run folder records hyperparameters and metrics as JSON, and this value is not "
-            f"JSON: {value!r} ({error}). With run_dir, use hyperparameter values that are "
-            f"numbers, strings, booleans, None, or lists/tuples/dicts of them (e.g. a Choice of "
-            f"names that your step function maps to functions)."
-        ) from error
-
-
-def loads(text: str) -> Any:
-    return _untag(json.loads(text))
-
-
-# ---- checkpoint files ----------------------------------------------------------------------------
-def _npz_bytes(state: Mapping[str, np.ndarray]) -> bytes:
-    buffer = io.BytesIO()
-    arrays = {key: np.asarray(value) for key, value in state.items()}
-    for key, array in arrays.items():
-        if array.dtype == object:
-            raise PyBTError(
-                f"State entry {key!r} holds Python objects; checkpoints take numeric arrays only."
-            )
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either the old file or all of the new one."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
-def read_checkpoint(path: Path, sha256: str) -> dict[str, np.ndarray] | None:
-    """The state in ``path``, or None when the file is missing, torn or altered."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if hashlib.sha256(data).hexdigest() != sha256:
-        return None
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except (ValueError, OSError, EOFError):
-        return None
-
-
-def describe(value: Any) -> Any:
-    """A stable description of a configuration value, for comparing runs (no memory addresses)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, np.generic):  # np.float32(0.1), np.int64(32): their Python value
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return {"type": "numpy.ndarray", "dtype": str(value.dtype), "values": value.tolist()}
-    if isinstance(value, Mapping):
-        return {str(key): describe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [describe(item) for item in value]
-    kind = f"{type(value).__module__}.{type(value).__qualname__}"
-    if callable(value) and hasattr(value, "__qualname__"):  # a function: its name, not its address
-        return {"type": kind, "name": f"{getattr(value, '__module__', '')}.{value.__qualname__}"}
-    try:
-        attributes = vars(value)
-    except TypeError:  # no __dict__ (__slots__, C types): its type stands for it
-        return {"type": kind}
-    settings = {key: describe(item) for key, item in sorted(attributes.items()) if not key.startswith("_")}
-    return {"type": kind, **settings}
 
 
 class RunStore:
@@ -284,25 +172,27 @@ class RunStore:
             self._set("final_sequence", sequence)
 
     # ---- rows --------------------------------------------------------------------------------------
-    def record(self, kind: str, row: Mapping[str, Any]) -> None:
-        """Append one row (``steps``, ``exploits`` or ``failures``), committed at once."""
+    def record(self, record: Record) -> None:
+        """Append one record to its table, committed at once."""
+        kind = record.kind
         columns = _ROW_COLUMNS[kind]
-        values = [dumps(row[c]) if c in _JSON_COLUMNS else row[c] for c in columns]
+        values = [dumps(record[c]) if c in _JSON_COLUMNS else record[c] for c in columns]
         placeholders = ", ".join("?" for _ in range(len(columns) + 1))
         self._db.execute(
             f"INSERT INTO {kind} ({', '.join(columns)}, recorded_at) VALUES ({placeholders})",
             (*values, time.time()),
         )
 
-    def rows(self, kind: str, up_to: float = float("inf")) -> list[dict[str, Any]]:
-        """The rows of one kind, in sequence order, optionally only up to a sequence number."""
+    def rows(self, kind: str, up_to: float = float("inf")) -> list[Record]:
+        """The records of one kind (``"steps"``, ``"exploits"``, ``"failures"``), in sequence
+        order, optionally only up to a sequence number."""
         columns = _ROW_COLUMNS[kind]
         cursor = self._db.execute(
             f"SELECT {', '.join(columns)} FROM {kind} WHERE sequence <= ? ORDER BY sequence",
             (up_to if up_to != float("inf") else 2**62,),
         )
         return [
-            {c: loads(v) if c in _JSON_COLUMNS else v for c, v in zip(columns, values, strict=True)}
+            as_record(kind, {c: loads(v) if c in _JSON_COLUMNS else v for c, v in zip(columns, values, strict=True)})
             for values in cursor
         ]
 
@@ -324,7 +214,7 @@ class RunStore:
         }
         files = dict(previous)
         for member, state in states.items():
-            data = _npz_bytes(state)
+            data = npz_bytes(state)
             name = f"member-{member:04d}-seq-{sequence:08d}.npz"
             write_atomically(self.path / CHECKPOINT_DIR / name, data)
             files[member] = (name, hashlib.sha256(data).hexdigest(), len(data), epochs[member])
@@ -414,30 +304,3 @@ class RunStore:
         return sum(file.stat().st_size for file in (self.path / CHECKPOINT_DIR).glob("*.npz"))
 
 
-def load_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Everything a report needs from a run folder, as plain rows.
-
-    Returns ``{"config", "steps", "exploits", "failures", "members", "metric", "mode",
-    "finished", "best_member"}``; ``best_member`` is the finished run's winner (None while the
-    run goes on: :func:`pybt.report.best_member` reads it off the rows).
-    """
-    store = RunStore.read(run_dir)
-    try:
-        config = store.config or {}
-        resolved = store.newest_trainer_state() or {}
-        steps = store.rows("steps")
-        metric = resolved.get("metric") or config.get("metric")
-        mode = resolved.get("mode") or config.get("mode") or "max"
-        return {
-            "config": config,
-            "steps": steps,
-            "exploits": store.rows("exploits"),
-            "failures": store.rows("failures"),
-            "members": store.members(),
-            "metric": metric,
-            "mode": mode,
-            "finished": store.finished,
-            "best_member": store.best_member,
-        }
-    finally:
-        store.close()

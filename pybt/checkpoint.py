@@ -1,0 +1,104 @@
+"""Checkpoint cuts of a run folder: when one is due, taking it, and resuming from one.
+
+A *cut* is a consistent picture of the whole run at one record sequence number: the state of
+every member (only those that changed since the last cut are written again) and the
+population's bookkeeping (members, random state, the resolved metric and mode). A cut is due
+once every live member has passed a ready point beyond the last cut's. On an asynchronous
+executor steps are still running then; the cut waits for them to finish (*draining*: nothing
+new starts meanwhile), so that no member's state is from after the cut's sequence number.
+
+Resuming restores the newest intact cut, drops the records made after it (those steps are
+trained again, exactly once) and puts every member's state back into the executor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+
+from pybt.errors import invalid_argument
+from pybt.executor.base import Executor
+from pybt.population import Population
+from pybt.runlog import RunLog
+from pybt.store import RunStore
+
+logger = logging.getLogger(__name__)
+
+
+class Checkpoints:
+    """Takes the cuts of one run folder and resumes from them."""
+
+    def __init__(self, store: RunStore, executor: Executor, population: Population, log: RunLog) -> None:
+        self.store = store
+        self.executor = executor
+        self.population = population
+        self.log = log
+        self.changed: set[int] = set(population.members)  # states not in the last cut
+        self.mark = 0  # the ready epoch every live member had passed at the last cut
+        self.draining = False  # a cut waits for running steps, and nothing new starts
+
+    def due(self) -> bool:
+        mark = self.population.ready_mark()
+        return mark is not None and mark > self.mark
+
+    def after_turn(self, running: Collection[int]) -> None:
+        """Take a cut if one is due (or drain towards it while steps are running)."""
+        if self.draining or self.due():
+            if running:
+                self.draining = True
+            else:
+                self.cut()
+
+    def cut(self) -> None:
+        """Checkpoint every member whose state changed, with the bookkeeping to resume from here."""
+        mark = self.population.ready_mark()
+        self.mark = self.mark if mark is None else mark
+        history = self.log.history
+        state = {
+            **self.population.state(),
+            "metric": history.metric,
+            "mode": history.mode,
+            "cut_mark": self.mark,
+        }
+        states = {member: self.executor.get_state(member) for member in sorted(self.changed)}
+        epochs = {member.id: member.epoch for member in self.population.members.values()}
+        self.store.save_cut(self.log.sequence, state, states, epochs)
+        self.changed.clear()
+        self.draining = False
+        self.log.checkpoint(self.log.sequence)
+
+    def finish(self, best_member: int) -> None:
+        """The run is over: a last cut, and the winner recorded (once)."""
+        if not self.store.finished:
+            self.cut()
+            self.store.mark_finished(best_member, self.log.sequence)
+
+    def resume(self) -> None:
+        """Continue from the newest intact cut; records made after it are dropped, to be redone."""
+        store = self.store
+        cut = store.latest_cut()
+        if cut is None:
+            store.truncate_after(0)
+            return
+        sequence, state, member_states = cut
+        if not (store.finished and store.final_sequence == sequence):
+            store.truncate_after(sequence)
+        records = [*store.rows("steps"), *store.rows("exploits"), *store.rows("failures")]
+        self.log.reload(records, state["metric"], state["mode"])
+        self.population.restore(state)
+        self.population.mode = state["mode"]
+        self.mark = state["cut_mark"]
+        for member_id, member_state in member_states.items():
+            try:
+                self.executor.set_state(member_id, member_state)
+            except Exception as error:  # the wrapper's or the framework's: the state does not fit
+                raise invalid_argument(
+                    "run_dir",
+                    str(store.path),
+                    "checkpoints this model can load",
+                    f"Member {member_id}'s checkpoint does not fit the model "
+                    f"({type(error).__name__}: {error}). The run folder was written by another "
+                    f"model (architecture or state layout); use a new run_dir, or the old model.",
+                ) from error
+        self.changed.clear()
+        logger.info("resumed %s at sequence %d", store.path, sequence)
