@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'mean':>4}  {statistics.mean(pbt_returns):>8.1f}  {statistics.mean(baseline_returns):>8.1f}")
     print(f"(mean return of each run's winner over {EVAL_EPISODES} fresh episodes; 500 is the most)")
     print("\nThe PBT winner's schedule (seed 0):")
-    print(schedule_table(pbt_runs[0].history, pbt_runs[0].exploits, mode=pbt_runs[0].mode))
+    print(schedule_table(pbt_runs[0].run_history))
     ok, text = verdict(pbt_returns, baseline_returns)
     print(f"\n{text}")
     if quick:

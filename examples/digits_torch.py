@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\nBest: member {best}, validation accuracy {score:.4f}, after {exploits} exploits in the population"
     )
     print("Its schedule:")
-    print(schedule_table(trainer.history, trainer.exploits, mode=trainer.mode))
+    print(schedule_table(trainer.run_history))
     segments = reversed(trainer.lineage())
     lineage = " <- ".join(
         f"member {s['member']} (epochs {s['from_epoch']}-{s['to_epoch']})" for s in segments

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - started
 
     print(f"\nBest: member {trainer.best_member}, validation accuracy {score:.4f} ({seconds:.0f} s)")
-    print(schedule_table(trainer.history, trainer.exploits, mode=trainer.mode))
+    print(schedule_table(trainer.run_history))
     test_loss, test_accuracy = best_model.evaluate(x_test, y_test, verbose=0)
     print(f"Test accuracy of the returned keras.Model: {test_accuracy:.4f} (loss {test_loss:.4f})")
     return 0

@@ -23,7 +23,9 @@ def is_integer(value: Any) -> bool:
 
 def is_real(value: Any) -> bool:
     """A real number (int, float or NumPy number), not a bool; NaN and infinities included."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
 
 
 def is_finite_real(value: Any) -> bool:

@@ -86,7 +86,6 @@ class Checkpoints:
         records = [*store.rows("steps"), *store.rows("exploits"), *store.rows("failures")]
         self.log.reload(records, state["metric"], state["mode"])
         self.population.restore(state)
-        self.population.mode = state["mode"]
         self.mark = state["cut_mark"]
         for member_id, member_state in member_states.items():
             try:

@@ -22,24 +22,21 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from pybt.report import write_csv, write_html
     from pybt.store import load_run
 
     run = load_run(args.run_dir)
     if args.csv:
-        path = write_csv(args.out or Path(args.run_dir) / "history.csv", run["steps"])
+        path = write_csv(args.out or run.path / "history.csv", run.history)
     else:
-        config = {**run["config"], "metric": run["metric"], "mode": run["mode"]}
-        title = f"PyBT run {Path(args.run_dir).resolve().name}"
+        # The configuration as recorded, with the metric and mode the run resolved (None in
+        # the recorded configuration means "inferred").
+        config = {**run.config, "metric": run.history.metric, "mode": run.history.mode}
         path = write_html(
-            args.out or Path(args.run_dir) / "report.html",
-            run["steps"],
-            run["exploits"],
-            run["failures"],
+            args.out or run.path / "report.html",
+            run.history,
             config,
-            title=title,
+            title=f"PyBT run · {run.path.resolve().name}",
             progress=lambda figure: print(f"drawing {figure} ...", file=sys.stderr, flush=True),
         )
     print(f"wrote {path}")

@@ -11,8 +11,8 @@ import os
 import time
 from typing import Any, TextIO
 
-from pybt.errors import MissingDependencyError, missing_extra
 from pybt.callbacks.progress import format_seconds
+from pybt.errors import MissingDependencyError, missing_extra
 
 _BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -64,12 +64,12 @@ def run_demo(population: int = 8, epochs: int = 20, seed: int = 0, out: TextIO |
     backend = choose_keras_backend()
     from pybt import Trainer
     from pybt.model import KerasModelWrapper
-    from pybt.model.keras import _keras
+    from pybt.model.keras import load_keras
     from pybt.policy.done import StopAfter
     from pybt.policy.ready import ReadyAfter
     from pybt.report.tables import schedule_table
 
-    keras = _keras()
+    keras = load_keras()
     x_train, y_train, x_val, y_val = load_digits_split(seed)
     out.write(
         f"PyBT demo: {population} Keras MLPs ({backend} backend) on scikit-learn's digits "
@@ -100,7 +100,7 @@ def run_demo(population: int = 8, epochs: int = 20, seed: int = 0, out: TextIO |
         f"exploits                  {len(trainer.exploits)}",
         f"time                      {format_seconds(elapsed)} ({elapsed:.1f} s)",
         "winning schedule:",
-        schedule_table(trainer.history, trainer.exploits, mode=trainer.mode, failures=trainer.failures),
+        schedule_table(trainer.run_history),
     ]
     out.write("\n".join(lines) + "\n")
     return score

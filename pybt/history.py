@@ -28,7 +28,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypeVar, overload
 
 from pybt._imports import require
 from pybt.errors import invalid_argument
@@ -111,6 +111,7 @@ class FailureRecord(_Record):
 
 
 Record = StepRecord | ExploitRecord | FailureRecord
+RecordT = TypeVar("RecordT", StepRecord, ExploitRecord, FailureRecord)
 RECORD_KINDS: dict[str, type[_Record]] = {
     kind.kind: kind for kind in (StepRecord, ExploitRecord, FailureRecord)
 }
@@ -123,6 +124,35 @@ def as_record(kind: str, row: Mapping[str, Any]) -> Record:
         return row  # type: ignore[return-value]
     names = record_fields(record_class)
     return record_class(**{name: _copied(row[name]) for name in names if name in row})  # type: ignore[return-value]
+
+
+class RecordsView(Sequence[RecordT]):
+    """A read-only, live view of a list of records (no copy per access)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: list[RecordT]) -> None:
+        self._items = items
+
+    @overload
+    def __getitem__(self, index: int) -> RecordT: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[RecordT]: ...
+    def __getitem__(self, index: int | slice) -> RecordT | list[RecordT]:
+        return self._items[index]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (RecordsView, list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RecordsView({self._items!r})"
 
 
 class Standing(NamedTuple):
@@ -155,6 +185,7 @@ class RunHistory:
         self._sequences: dict[int, list[int]] = {}
         self._now: dict[int, Standing | None] = {}
         self._best_ever: StepRecord | None = None
+        self._best_ever_fitness = -math.inf
         self.last_sequence = 0
         for record in sorted(records, key=lambda r: r.sequence):
             self.add(record)
@@ -180,7 +211,7 @@ class RunHistory:
     def set_objective(self, metric: str | None, mode: str | None) -> None:
         """Say what the score is once it is known (the trainer resolves it at the first step)."""
         self.metric, self.mode = metric, check_mode(mode)
-        self._best_ever = None
+        self._best_ever, self._best_ever_fitness = None, -math.inf
         for step in self._steps:
             self._note_best(step)
 
@@ -209,21 +240,22 @@ class RunHistory:
             self._now[member] = None
 
     def _note_best(self, step: StepRecord) -> None:
-        if self._best_ever is None or self.fitness(step.score) > self.fitness(self._best_ever.score):
-            self._best_ever = step
+        fitness = self.fitness(step.score)
+        if self._best_ever is None or fitness > self._best_ever_fitness:
+            self._best_ever, self._best_ever_fitness = step, fitness
 
     # ---- the records ------------------------------------------------------------------------
     @property
-    def steps(self) -> Sequence[StepRecord]:
-        return tuple(self._steps)
+    def steps(self) -> RecordsView[StepRecord]:
+        return RecordsView(self._steps)
 
     @property
-    def exploits(self) -> Sequence[ExploitRecord]:
-        return tuple(self._exploits)
+    def exploits(self) -> RecordsView[ExploitRecord]:
+        return RecordsView(self._exploits)
 
     @property
-    def failures(self) -> Sequence[FailureRecord]:
-        return tuple(self._failures)
+    def failures(self) -> RecordsView[FailureRecord]:
+        return RecordsView(self._failures)
 
     def records(self) -> list[Record]:
         """Every record, in the order they were made."""

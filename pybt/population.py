@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 
 from pybt.errors import PyBTError, invalid_argument
-from pybt.objective import fitness
 from pybt.policy.done import DoneStrategy
 from pybt.policy.exploit import ExploitStrategy
 from pybt.policy.explore import ExploreStrategy
 from pybt.policy.ready import ReadyStrategy
-from pybt.policy.snapshot import MemberSnapshot, Population as Ranking
+from pybt.policy.snapshot import MemberSnapshot
+from pybt.policy.snapshot import Population as Ranking
 from pybt.space import Domain
 
 
@@ -88,6 +88,9 @@ class Policies:
     exploit: ExploitStrategy | None
     explore: ExploreStrategy | None
 
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (self.stop, self.ready, self.exploit, self.explore)
+
 
 # ---- decisions ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -132,13 +135,11 @@ class Population:
         policies: Policies,
         space: Mapping[str, Domain],
         rng: np.random.Generator,
-        mode: str | None = None,
     ) -> None:
         self.members: dict[int, Member] = dict(members)
         self.policies = policies
         self.space = dict(space)
         self.rng = rng
-        self.mode = mode
 
     @classmethod
     def create(
@@ -170,13 +171,15 @@ class Population:
         # with members many epochs behind; it waits for the slowest instead.
         return [m for m in live if m.id not in busy and m.epoch - slowest < max_lead]
 
-    def stepped(self, member_id: int, epochs: int, score: float, metrics: Mapping[str, float]) -> None:
+    def stepped(
+        self, member_id: int, epochs: int, score: float, fitness: float, metrics: Mapping[str, float]
+    ) -> None:
+        """A member trained ``epochs`` more and scored ``score`` (``fitness``: higher is better)."""
         member = self.members[member_id]
         member.failed = False
         member.epoch += epochs
         member.steps += 1
-        member.score = score
-        member.fitness = fitness(score, self.mode)
+        member.score, member.fitness = score, fitness
         member.metrics = dict(metrics)
 
     def failed(self, member_id: int) -> None:

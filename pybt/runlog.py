@@ -81,7 +81,9 @@ class RunLog:
         self.callbacks.exploit(record)
         return record
 
-    def failure(self, member: int, epoch: int, hyperparameters: Mapping[str, Any], error: str) -> FailureRecord:
+    def failure(
+        self, member: int, epoch: int, hyperparameters: Mapping[str, Any], error: str
+    ) -> FailureRecord:
         record = FailureRecord(
             sequence=self._next(),
             member=member,

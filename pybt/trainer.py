@@ -14,7 +14,6 @@ carries the decisions out through the executor. The parts each own one job:
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -31,15 +30,17 @@ from pybt.executor.serial import SerialExecutor
 from pybt.history import ExploitRecord, FailureRecord, RunHistory, StepRecord
 from pybt.lineage import ScheduleEntry, Segment
 from pybt.model.base import ModelWrapper
-from pybt.objective import check_mode, infer_mode
+from pybt.objective import infer_mode
 from pybt.policy.done import DoneStrategy, StopAfter
 from pybt.policy.exploit import ExploitStrategy, Truncation
 from pybt.policy.explore import ExploreStrategy, Perturb
 from pybt.policy.ready import ReadyAfter, ReadyStrategy
-from pybt.population import Exploit, Policies, Population, Wait, starting_hyperparameters
+from pybt.population import Decision, Exploit, Policies, Population, Wait, starting_hyperparameters
 from pybt.runlog import RunLog
+from pybt.scoring import score_step
+from pybt.settings import check_arguments, parse_step_args, run_description
 from pybt.space import Domain, as_space
-from pybt.store import RunStore, describe
+from pybt.store import RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -47,21 +48,7 @@ DEFAULT_STOP = StopAfter(20)
 DEFAULT_READY = ReadyAfter(4)
 DEFAULT_EXPLOIT = Truncation()
 DEFAULT_EXPLORE = Perturb()
-
-_STEP_ARG_KEYS = ("epochs_per_step", "fit_args")
 _PLOTS = ("scores", "hyperparameters", "lineage", "schedule")
-
-
-def _parse_step_args(step_args: Any) -> tuple[int, dict[str, Any]]:
-    args = _validate.check_mapping("step_args", step_args, "{'epochs_per_step': 2, 'fit_args': {'x': x, 'y': y}}")
-    unknown = sorted(set(args) - set(_STEP_ARG_KEYS))
-    if unknown:
-        raise invalid_argument(
-            "step_args", unknown, f"only the keys {list(_STEP_ARG_KEYS)}", "Put arguments for fit() in 'fit_args'."
-        )
-    epochs = _validate.check_integer("step_args['epochs_per_step']", args.get("epochs_per_step", 1), 1)
-    fit_args = _validate.check_mapping("step_args['fit_args']", args.get("fit_args"), "{'x': x_train, 'y': y_train}")
-    return epochs, fit_args
 
 
 class Trainer:
@@ -92,34 +79,22 @@ class Trainer:
         verbose: int = 1,
         callbacks: Sequence[Callback] | None = None,
     ) -> None:
-        check = _validate.check_instance
-        check("model", model, ModelWrapper, "KerasModelWrapper(model, optimizer=..., loss=...)")
-        _validate.check_integer("population_size", population_size, 2, "PBT needs members to compare.")
-        check("stopping_criteria", stopping_criteria, DoneStrategy, "StopAfter(20)")
-        check("ready_strategy", ready_strategy, ReadyStrategy, "ReadyAfter(4)")
-        check("exploit_strategy", exploit_strategy, ExploitStrategy, "Truncation()", optional=True)
-        check("explore_strategy", explore_strategy, ExploreStrategy, "Perturb()", optional=True)
-        check("executor", executor, Executor, "RayExecutor()", optional=True)
-        if metric is not None and not isinstance(metric, str):
-            raise invalid_argument("metric", metric, "the name of an evaluated metric, or None")
-        check_mode(mode)
-        if seed is not None:
-            _validate.check_integer("seed", seed, 0)
-        if run_dir is not None and not isinstance(run_dir, (str, os.PathLike)):
-            raise invalid_argument("run_dir", run_dir, "a folder path or None")
         callbacks = list(callbacks or [])
-        for index, callback in enumerate(callbacks):
-            check(f"callbacks[{index}]", callback, Callback, "ProgressBar()")
-
+        check_arguments(
+            model, population_size, stopping_criteria, ready_strategy, exploit_strategy, explore_strategy,
+            metric, mode, executor, run_dir, seed, callbacks,
+        )  # fmt: skip
         self.model = model
         self.population_size = population_size
         self.stopping_criteria = stopping_criteria
         self.ready_strategy = ready_strategy
         self.exploit_strategy = exploit_strategy
         self.explore_strategy = explore_strategy
-        self.epochs_per_step, self.fit_args = _parse_step_args(step_args)
+        self.epochs_per_step, self.fit_args = parse_step_args(step_args)
         self.eval_args = _validate.check_mapping("eval_args", eval_args, "{'x': x_val, 'y': y_val}")
-        self.space: dict[str, Domain] = model.default_space() if hyperparameters is None else as_space(hyperparameters)
+        self.space: dict[str, Domain] = (
+            model.default_space() if hyperparameters is None else as_space(hyperparameters)
+        )
         model.prepare(self.space, self.fit_args, self.eval_args)
         self.executor: Executor = executor if executor is not None else SerialExecutor()
         self._owns_executor = executor is None
@@ -140,10 +115,13 @@ class Trainer:
         seeds = [int(s.generate_state(1)[0]) for s in member_seeds]
         policies = Policies(stopping_criteria, ready_strategy, exploit_strategy, explore_strategy)
         self._population = Population.create(population_size, seeds, starting, policies, self.space, rng)
-        self._population.mode = self.run_history.mode
         if store is not None:
-            config = self._config(initial_hyperparameters, metric, mode)
-            store.begin(config, [(m.id, m.seed, m.hyperparameters) for m in self._population.members.values()])
+            config = run_description(
+                model, population_size, self.space, initial_hyperparameters, policies.as_tuple(),
+                self.epochs_per_step, metric, mode, self.seed,
+            )  # fmt: skip
+            members = self._population.members.values()
+            store.begin(config, [(m.id, m.seed, m.hyperparameters) for m in members])
 
         self.callbacks: list[Callback] = ([ProgressBar()] if verbose > 0 else []) + callbacks
         self._log = RunLog(self.run_history, store, CallbackList(self.callbacks, self))
@@ -154,23 +132,6 @@ class Trainer:
         self._last_exception: BaseException | None = None
         # How many epochs a member may be ahead of the slowest live member when it starts a step.
         self._max_lead = max(self.epochs_per_step, getattr(ready_strategy, "epochs", 0))
-
-    def _config(self, initial: Any, metric: str | None, mode: str | None) -> dict[str, Any]:
-        """What makes a run this run: a run folder written by another configuration is refused."""
-        return {
-            "model": f"{type(self.model).__module__}.{type(self.model).__qualname__}",
-            "population_size": self.population_size,
-            "space": describe(self.space),
-            "initial_hyperparameters": describe(initial),
-            "stopping_criteria": describe(self.stopping_criteria),
-            "ready_strategy": describe(self.ready_strategy),
-            "exploit_strategy": describe(self.exploit_strategy),
-            "explore_strategy": describe(self.explore_strategy),
-            "epochs_per_step": self.epochs_per_step,
-            "metric": metric,
-            "mode": mode,
-            "seed": self.seed,
-        }
 
     # ---- the loop -----------------------------------------------------------------------------
     def train(self) -> tuple[Any, float]:
@@ -239,41 +200,19 @@ class Trainer:
 
     def _record(self, result: StepResult) -> None:
         member = self._population.members[result.member]
-        metrics = {**result.eval_metrics, **{f"train_{k}": v for k, v in result.train_metrics.items()}}
-        error = result.error
-        if error is None:
-            score = metrics[self._resolve_metric(result.eval_metrics, metrics)]
-            if not math.isfinite(score):
-                error = f"non-finite score {self.metric}={score}"
-            else:
-                bad_losses = {k: v for k, v in metrics.items() if "loss" in k and not math.isfinite(v)}
-                if bad_losses:
-                    error = f"non-finite loss {bad_losses}"
+        metrics, score, error = score_step(result, self.model, self.run_history)
         self._changed(member.id)
-        if error is not None:
+        if error is not None or score is None:
             self._population.failed(member.id)
             self._last_exception = result.exception
             logger.warning("member %d failed at epoch %d: %s", member.id, member.epoch, error)
-            self._log.failure(member.id, member.epoch, member.hyperparameters, error)
+            self._log.failure(member.id, member.epoch, member.hyperparameters, str(error))
             return
-        self._population.stepped(member.id, result.epochs, score, metrics)
+        fitness = self.run_history.fitness(score)
+        self._population.stepped(member.id, result.epochs, score, fitness, metrics)
         self._log.step(member.id, member.epoch, member.hyperparameters, metrics, score, result.seconds)
 
-    def _resolve_metric(self, evaluated: Mapping[str, float], metrics: Mapping[str, float]) -> str:
-        """The scored metric: the user's choice (any metric, ``train_*`` ones included), or the
-        model's default among the evaluated ones, checked once it is known."""
-        metric = self.run_history.metric or self.model.default_metric(dict(evaluated))
-        if metric not in metrics:
-            raise invalid_argument(
-                "metric", metric, f"one of the evaluated metrics {sorted(metrics)}", "Pass one of those names."
-            )
-        if metric != self.run_history.metric or self.run_history.mode is None:
-            mode = self.run_history.mode or infer_mode(metric)
-            self.run_history.set_objective(metric, mode)
-            self._population.mode = mode
-        return metric
-
-    def _apply(self, decisions: Sequence[Any]) -> None:
+    def _apply(self, decisions: Sequence[Decision]) -> None:
         """Carry out the population's decisions: copy states, record exploits, update members."""
         copies = [decision for decision in decisions if isinstance(decision, Exploit)]
         if copies:
@@ -287,7 +226,13 @@ class Trainer:
                 member, donor = self._population.members[decision.member], decision.donor
                 self._waiting.discard(member.id)
                 self._changed(member.id)
-                logger.info("member %d copied member %d at epoch %d (%s)", member.id, donor.id, donor.epoch, decision.reason)
+                logger.info(
+                    "member %d copied member %d at epoch %d (%s)",
+                    member.id,
+                    donor.id,
+                    donor.epoch,
+                    decision.reason,
+                )
                 self._log.exploit(
                     member.id, donor.id, donor.epoch, member.epoch, member.hyperparameters,
                     decision.hyperparameters, decision.reason,

@@ -10,6 +10,8 @@ from pybt.cli import main
 
 
 def test_demo_prints_the_result_table(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("keras")
+    pytest.importorskip("sklearn")
     assert main(["demo", "--population", "2", "--epochs", "2"]) == 0
     out = capsys.readouterr().out
     assert "2 Keras MLPs" in out and "2 epochs each" in out
@@ -36,6 +38,8 @@ def test_demo_prints_the_result_table(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_a_bad_argument_is_reported_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("keras")
+    pytest.importorskip("sklearn")
     assert main(["demo", "--population", "1", "--epochs", "2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pybt: error: population_size")

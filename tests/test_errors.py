@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import numpy as np
 import pytest
 
@@ -31,6 +30,7 @@ def function_model() -> FunctionModel:
 
 
 def keras_wrapper(**compile_args: Any) -> KerasModelWrapper:
+    keras = pytest.importorskip("keras")
     model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(2, activation="softmax")])
     arguments: dict[str, Any] = {
         "optimizer": keras.optimizers.Adam(1e-2),

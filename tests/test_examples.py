@@ -58,6 +58,7 @@ def load_example(name: str) -> ModuleType:
 
 @pytest.fixture(scope="module")
 def cartpole() -> ModuleType:
+    pytest.importorskip("gymnasium")
     return load_example("cartpole")
 
 
@@ -105,6 +106,8 @@ def check_digits_output(out: str, population: int) -> dict[int, float]:
 
 
 def test_digits_keras_trains_a_population_and_keeps_a_run_folder(tmp_path: Path) -> None:
+    pytest.importorskip("keras")
+    pytest.importorskip("sklearn")
     run_dir = tmp_path / "run"
     out = run_example(EXAMPLES / "digits_keras.py", "--quick", "--run-dir", str(run_dir))
     assert "population 4, 8 epochs each" in out
@@ -114,6 +117,8 @@ def test_digits_keras_trains_a_population_and_keeps_a_run_folder(tmp_path: Path)
 
 
 def test_digits_torch_trains_a_population_and_replays_the_schedule() -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
     out = run_example(EXAMPLES / "digits_torch.py", "--quick")
     assert "population 4, 8 epochs each" in out
     check_digits_output(out, population=4)
@@ -126,6 +131,7 @@ def test_digits_torch_trains_a_population_and_replays_the_schedule() -> None:
 
 # ---- IMDB, on made-up reviews -------------------------------------------------------------------
 def test_imdb_example_runs_on_a_stand_in_for_the_downloaded_data(tmp_path: Path) -> None:
+    pytest.importorskip("keras")
     # Reviews whose words say their label: words 1-499 for negative, 500-999 for positive.
     driver = tmp_path / "run_imdb.py"
     driver.write_text(
@@ -162,6 +168,7 @@ def test_imdb_example_runs_on_a_stand_in_for_the_downloaded_data(tmp_path: Path)
 
 # ---- CartPole -----------------------------------------------------------------------------------
 def test_cartpole_quick_prints_the_comparison_table() -> None:
+    pytest.importorskip("gymnasium")
     out = run_example(EXAMPLES / "cartpole.py", "--quick")
     rows = re.findall(r"^\s+0\s+([.\d]+)\s+([.\d]+)\s+(\d+)\s+[.\d]+s\s+[.\d]+s$", out, re.M)
     assert len(rows) == 1, out

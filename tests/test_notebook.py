@@ -13,9 +13,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
+
+nbformat = pytest.importorskip("nbformat")
+NotebookClient = pytest.importorskip("nbclient").NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "digits.ipynb"
 TEST_PARAMETERS = "POPULATION = 4\nEPOCHS = 8\nSEED = 1\n"

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -27,13 +26,14 @@ def runnable(marker: str) -> str:
 
 @pytest.fixture(scope="module")
 def data() -> dict[str, np.ndarray]:
-    digits = load_digits()
+    datasets = pytest.importorskip("sklearn.datasets")
+    digits = datasets.load_digits()
     x, y = (digits.data / 16).astype("float32"), digits.target
     return {"x_train": x[:300], "y_train": y[:300], "x_val": x[300:400], "y_val": y[300:400]}
 
 
 def test_the_keras_example_returns_a_keras_model(data: dict[str, np.ndarray]) -> None:
-    import keras
+    keras = pytest.importorskip("keras")
 
     namespace = dict(data)
     exec(runnable("wrapped_model = KerasModelWrapper("), namespace)
@@ -43,7 +43,7 @@ def test_the_keras_example_returns_a_keras_model(data: dict[str, np.ndarray]) ->
 
 
 def test_the_pytorch_example_returns_a_module(data: dict[str, np.ndarray]) -> None:
-    from torch import nn
+    nn = pytest.importorskip("torch.nn")
 
     namespace = {"Trainer": __import__("pybt").Trainer, **data}
     exec("from pybt import LogUniform, Uniform\n" + runnable("TorchModelWrapper("), namespace)

@@ -30,6 +30,7 @@ from pybt.space import Domain
 State = dict[str, np.ndarray]
 Metrics = dict[str, float]
 
+
 class ModelWrapper(ABC):
     """A model PBT can train, score, copy and clone."""
 

@@ -1,28 +1,28 @@
-"""Tables, figures and an HTML report of a PBT run, from its plain rows.
+"""Tables, figures, CSV and an HTML page about a PBT run, drawn from its :class:`~pybt.history.RunHistory`.
 
-Every function takes the rows a run leaves behind (see :mod:`pybt.member`): ``steps``,
-``exploits``, ``failures``, and for the page a small ``config`` dict. The live trainer
-(``trainer.history``, ``trainer.exploits``, ``trainer.failures``) and a run folder's
-journal give the same rows, so both report alike::
+The live trainer (``trainer.run_history``) and a run folder (``pybt.store.load_run(run_dir)
+.history``) give the same history, so both report alike; the history decides what the score
+is, which way is better and which member is best::
 
-    from pybt.report import write_html, plot_scores
-    write_html("report.html", trainer.history, trainer.exploits, trainer.failures,
-               {"metric": trainer.metric, "mode": trainer.mode})
+    from pybt.report import plot_scores, schedule_table, write_html
+    print(schedule_table(trainer.run_history))
+    write_html("report.html", trainer.run_history, {"population_size": trainer.population_size})
 
-The figures need matplotlib (``pip install 'pybt[plot]'``), :func:`history_frame` needs
-pandas; the tables and the CSV need neither.
+The figures and the page need matplotlib (``pip install 'pybt[plot]'``), imported only when a
+figure is drawn; the tables and the CSV need neither matplotlib nor pandas (for a DataFrame,
+``history.frame()``). Nothing in ``import pybt`` imports this package.
 """
 
 from __future__ import annotations
 
+from pybt.lineage import merged_schedule
 from pybt.report.figures import plot_hyperparameters, plot_lineage, plot_schedule, plot_scores
 from pybt.report.page import render_html, write_html
-from pybt.report.rows import Standing, Summary, best_member, merged_schedule, run_summary
+from pybt.report.rows import Summary, run_summary
 from pybt.report.tables import (
     config_table,
     exploits_table,
     failures_table,
-    history_frame,
     schedule_rows,
     schedule_table,
     summary,
@@ -30,13 +30,10 @@ from pybt.report.tables import (
 )
 
 __all__ = [
-    "Standing",
     "Summary",
-    "best_member",
     "config_table",
     "exploits_table",
     "failures_table",
-    "history_frame",
     "merged_schedule",
     "plot_hyperparameters",
     "plot_lineage",

@@ -15,14 +15,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pybt.report.figures import (
-    plot_hyperparameters,
-    plot_lineage,
-    plot_schedule,
-    plot_scores,
-    require_matplotlib,
-)
-from pybt.report.rows import Rows, check_mode, run_summary
+from pybt.history import RunHistory
+from pybt.report.figures import plot_hyperparameters, plot_lineage, plot_schedule, plot_scores
+from pybt.report.figures._common import require_matplotlib
+from pybt.report.rows import check_history, run_summary
 from pybt.report.tables import config_table, exploits_table, failures_table, schedule_table, summary
 
 Progress = Callable[[str], None] | None
@@ -83,65 +79,53 @@ def _img(png: bytes, alt: str, caption: str) -> str:
     )
 
 
-def _figures(
-    steps: Rows, exploits: Rows, failures: Rows, mode: str, metric: str | None, progress: Progress
-) -> list[str]:
+def _figures(history: RunHistory, progress: Progress) -> list[str]:
     """The four figures with their captions, and the schedule table under the schedule."""
-    ranked = {"failures": failures, "mode": mode, "metric": metric}
     return [
         "<h2>Scores</h2>",
         _img(
-            figure_png(plot_scores, steps, exploits, **ranked, progress=(progress, "scores")),
+            figure_png(plot_scores, history, progress=(progress, "scores")),
             "score of every member over epochs",
             "One line per member. A dashed line is an exploit: the member copied the donor's weights "
             "and went on from the donor's point. Grey underlay: the best member's lineage.",
         ),
         "<h2>Hyperparameters</h2>",
         _img(
-            figure_png(
-                plot_hyperparameters,
-                steps,
-                exploits,
-                failures=failures,
-                progress=(progress, "hyperparameters"),
-            ),
+            figure_png(plot_hyperparameters, history, progress=(progress, "hyperparameters")),
             "hyperparameters of every member over epochs",
             "Each member's hyperparameters over epochs; a diamond marks an exploit, where the member "
             "took the donor's values and explored (perturbed or resampled) them.",
         ),
         "<h2>Lineage of the best member</h2>",
         _img(
-            figure_png(plot_lineage, steps, exploits, **ranked, progress=(progress, "lineage")),
+            figure_png(plot_lineage, history, progress=(progress, "lineage")),
             "lineage tree of the best member",
             "Members as rows. Bold: the training that made the best member's weights; arrows: exploits, "
             "from the donor's row to the member's, at the donor's epoch.",
         ),
         "<h2>Schedule of the best member</h2>",
         _img(
-            figure_png(plot_schedule, steps, exploits, **ranked, progress=(progress, "schedule")),
+            figure_png(plot_schedule, history, progress=(progress, "schedule")),
             "hyperparameter schedule of the best member",
             "The hyperparameters that trained the best member's weights, epoch by epoch; the bands name "
             "the member that trained each stretch.",
         ),
-        schedule_table(steps, exploits, mode=mode, failures=failures, format="html"),
+        schedule_table(history, format="html"),
     ]
 
 
 def render_html(
-    steps: Rows,
-    exploits: Rows = (),
-    failures: Rows = (),
+    history: RunHistory,
     config: Mapping[str, Any] | None = None,
     *,
     title: str | None = None,
     progress: Progress = None,
 ) -> str:
     """The report page as a string (see :func:`write_html`)."""
+    history = check_history(history)
     config = dict(config or {})
-    mode = check_mode(config.get("mode"))
-    metric = config.get("metric")
     title = title or "PyBT run report"
-    numbers = run_summary(steps, exploits, failures, config)
+    numbers = run_summary(history, config)
     subtitle = " · ".join(
         [
             _count(numbers["steps"], "step"),
@@ -158,20 +142,20 @@ def render_html(
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="subtitle">{html.escape(subtitle)}</p>',
         "<h2>Summary</h2>",
-        summary(steps, exploits, failures, config, format="html"),
+        summary(history, config, format="html"),
     ]
-    if steps:
-        parts += _figures(steps, exploits, failures, mode, metric, progress)
+    if history.steps:
+        parts += _figures(history, progress)
     else:
         parts.append("<p>No completed steps yet: nothing to plot.</p>")
-    if exploits:
+    if history.exploits:
         parts += [
-            f"<details><summary>Every exploit and replacement ({len(exploits)})</summary>",
-            exploits_table(exploits, format="html"),
+            f"<details><summary>Every exploit and replacement ({len(history.exploits)})</summary>",
+            exploits_table(history, format="html"),
             "</details>",
         ]
-    if failures:
-        parts += [f"<h2>Failed steps ({len(failures)})</h2>", failures_table(failures, format="html")]
+    if history.failures:
+        parts += [f"<h2>Failed steps ({len(history.failures)})</h2>", failures_table(history, format="html")]
     parts += ["<h2>Run configuration</h2>"]
     parts.append(config_table(config, format="html") if config else "<p>No configuration recorded.</p>")
     parts.append("</main></body></html>")
@@ -180,9 +164,7 @@ def render_html(
 
 def write_html(
     path: str | Path,
-    steps: Rows,
-    exploits: Rows = (),
-    failures: Rows = (),
+    history: RunHistory,
     config: Mapping[str, Any] | None = None,
     *,
     title: str | None = None,
@@ -190,13 +172,14 @@ def write_html(
 ) -> Path:
     """Write one self-contained HTML report of a run to ``path`` and return the path.
 
-    ``config`` is a small dict about the run (``metric``, ``mode``, ``population_size``,
-    ``space``, ``seed``, ...); ``mode`` decides which member is best (default ``"max"``).
-    ``progress``, if given, is called with each figure's name before it is drawn (drawing a
-    long run's figures takes seconds).
+    ``history`` is the run's :class:`~pybt.history.RunHistory` (``trainer.run_history``, or
+    ``pybt.store.load_run(run_dir).history``): it says what the score is, which way is better
+    and which member is best. ``config`` is a small dict about the run (``population_size``,
+    ``space``, ``seed``, ...) shown as a table. ``progress``, if given, is called with each
+    figure's name before it is drawn (drawing a long run's figures takes seconds).
     """
+    page = render_html(history, config, title=title, progress=progress)
     path = Path(path)
-    page = render_html(steps, exploits, failures, config, title=title, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
     return path

@@ -1,43 +1,23 @@
-"""The numbers behind a report: pure functions over a run's step, exploit and failure rows.
+"""Presentation helpers shared by the tables, the figures and the page.
 
-Nothing here imports matplotlib or pandas, so the tables, the CSV and the figures agree on
-one reading of the rows (described in :mod:`pybt.member`). Ancestry and schedules come from
-:mod:`pybt.lineage`; this module only orders, groups and merges.
+The run itself is read by :class:`pybt.history.RunHistory` (who is best, lineage, schedules,
+the flat CSV columns); this module only decides how that reading is shown: which axis a
+hyperparameter gets, where a category sits on it, which way the score is better in words,
+and the headline numbers of a run. Nothing here imports matplotlib or pandas.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, TypedDict
 
 from pybt.errors import invalid_argument
-from pybt.lineage import ScheduleEntry, lineage_segments, schedule
-
-Row = Mapping[str, Any]
-Rows = Sequence[Row]
-
-
-class Standing(NamedTuple):
-    """Where a member's weights stand: the epochs they have trained and their score."""
-
-    member: int
-    epoch: int
-    score: float
-
-
-class Stretch(TypedDict):
-    """A member's own training between two exploits: where it started and the steps it took."""
-
-    member: int
-    start_epoch: int
-    exploit: Row | None  # the exploit row that started the stretch; None for the first one
-    steps: list[Row]
+from pybt.history import RunHistory
 
 
 class Summary(TypedDict):
-    """The headline numbers of a run (``None`` where the rows cannot tell)."""
+    """The headline numbers of a run (``None`` where the records cannot tell)."""
 
     best_member: int | None
     best_epoch: int | None
@@ -53,148 +33,57 @@ class Summary(TypedDict):
     seconds: float
 
 
-def check_mode(mode: Any) -> str:
-    """``mode`` if it is ``"max"`` or ``"min"``; ``None`` means ``"max"``."""
-    if mode is None:
-        return "max"
-    if mode not in ("max", "min"):
-        raise invalid_argument("mode", mode, "'max' (higher scores are better) or 'min'")
-    return str(mode)
+def check_history(history: Any) -> RunHistory:
+    """``history`` if it is a :class:`~pybt.history.RunHistory`; a PyBTError that says where to get one."""
+    if not isinstance(history, RunHistory):
+        raise invalid_argument(
+            "history",
+            history,
+            "a pybt.history.RunHistory",
+            "Pass trainer.run_history or pybt.store.load_run(run_dir).history; from dict rows, build "
+            "one with RunHistory.from_rows(steps, exploits, failures, metric=..., mode=...).",
+        )
+    return history
 
 
-def by_sequence(rows: Rows) -> list[Row]:
-    """The rows in the order they were recorded."""
-    return sorted(rows, key=lambda row: row["sequence"])
+def lower_is_better(history: RunHistory) -> bool:
+    """Whether a lower score is better in this run.
+
+    Asked of the history's fitness rather than read off ``mode`` here, so that the one rule
+    in :mod:`pybt.objective` (a ``None`` mode counts as ``"max"``) is not restated.
+    """
+    return history.fitness(0.0) > history.fitness(1.0)
 
 
-def member_ids(steps: Rows, exploits: Rows = (), failures: Rows = ()) -> list[int]:
-    """Every member the rows mention, in id order."""
-    ids = {row["member"] for row in [*steps, *failures, *exploits]}
-    ids.update(row["donor"] for row in exploits)
-    return sorted(ids)
+def direction(history: RunHistory) -> str:
+    """``"higher is better"`` or ``"lower is better"``, for titles and the summary."""
+    return "lower is better" if lower_is_better(history) else "higher is better"
 
 
-class Timeline:
-    """Each member's rows in recorded order, to look up quickly where it stood at any time."""
+def run_summary(history: RunHistory, config: Mapping[str, Any] | None = None) -> Summary:
+    """The headline numbers: the best member and score, how many steps, exploits, failures.
 
-    def __init__(self, steps: Rows, exploits: Rows = (), failures: Rows = ()) -> None:
-        events: dict[int, list[tuple[int, str, Row]]] = {}
-        for kind, rows in (("step", steps), ("exploit", exploits), ("failure", failures)):
-            for row in rows:
-                events.setdefault(row["member"], []).append((row["sequence"], kind, row))
-        for member_events in events.values():
-            member_events.sort(key=lambda event: event[0])
-        self._events = events
-        self._sequences = {member: [event[0] for event in evs] for member, evs in events.items()}
-
-    def standing(self, member: int, before: float = math.inf) -> Standing | None:
-        """Where ``member``'s weights stood just before row ``before`` (a sequence number).
-
-        A member that last copied a donor stands where the donor stood then; one whose last
-        step failed, or that has not stepped yet, has no standing (``None``), as in the trainer.
-        """
-        current, bound = member, before
-        while True:
-            earlier = bisect.bisect_left(self._sequences.get(current, []), bound)
-            if earlier == 0:
-                return None
-            _, kind, row = self._events[current][earlier - 1]
-            if kind == "failure":
-                return None
-            if kind == "step":
-                return Standing(member, int(row["epoch"]), float(row["score"]))
-            current, bound = row["donor"], row["sequence"]
-
-    def stretches(self, member: int) -> list[Stretch]:
-        """``member``'s training cut at each exploit: a stretch starts at 0 or at a donor's epoch."""
-        result = [Stretch(member=member, start_epoch=0, exploit=None, steps=[])]
-        for _, kind, row in self._events.get(member, []):
-            if kind == "exploit":
-                result.append(Stretch(member=member, start_epoch=int(row["epoch"]), exploit=row, steps=[]))
-            elif kind == "step":
-                result[-1]["steps"].append(row)
-        return result
-
-
-def standing(
-    member: int, steps: Rows, exploits: Rows, failures: Rows = (), before: float = math.inf
-) -> Standing | None:
-    """Where ``member``'s weights stood just before row ``before`` (see :meth:`Timeline.standing`)."""
-    return Timeline(steps, exploits, failures).standing(member, before)
-
-
-def stretches(member: int, steps: Rows, exploits: Rows) -> list[Stretch]:
-    """``member``'s training cut at each exploit (see :meth:`Timeline.stretches`)."""
-    return Timeline(steps, exploits).stretches(member)
-
-
-def best_member(
-    steps: Rows, exploits: Rows = (), mode: str | None = "max", failures: Rows = ()
-) -> Standing | None:
-    """The member with the best score where it stands now (ties: the lowest id), or None."""
-    sign = 1.0 if check_mode(mode) == "max" else -1.0
-    timeline = Timeline(steps, exploits, failures)
-    standings = [timeline.standing(m) for m in member_ids(steps, exploits, failures)]
-    ranked = [s for s in standings if s is not None]
-    if not ranked:
-        return None
-    return max(ranked, key=lambda s: (sign * s.score, -s.member))
-
-
-def resolve_member(
-    member: int | None, steps: Rows, exploits: Rows, mode: str | None = "max", failures: Rows = ()
-) -> Standing | None:
-    """``member``'s standing, or the best member's when ``member`` is None."""
-    if member is None:
-        return best_member(steps, exploits, mode, failures)
-    known = member_ids(steps, exploits, failures)
-    if member not in known:
-        raise invalid_argument("member", member, f"one of the members in the rows {known}")
-    return standing(member, steps, exploits)
-
-
-def lineage_exploits(member: int, epoch: int, exploits: Rows) -> list[Row]:
-    """The exploit rows on ``member``'s ancestry at ``epoch``, oldest first."""
-    sequences = {after for _, after, _ in lineage_segments(member, epoch, exploits)}
-    return [row for row in by_sequence(exploits) if row["sequence"] in sequences]
-
-
-def merged_schedule(entries: Sequence[ScheduleEntry]) -> list[ScheduleEntry]:
-    """Schedule entries merged into stretches trained by one member with unchanged hyperparameters."""
-    merged: list[ScheduleEntry] = []
-    for entry in entries:
-        last = merged[-1] if merged else None
-        if (
-            last is not None
-            and last["member"] == entry["member"]
-            and last["hyperparameters"] == entry["hyperparameters"]
-            and last["to_epoch"] == entry["from_epoch"]
-        ):
-            last["to_epoch"] = entry["to_epoch"]
-        else:
-            merged.append(ScheduleEntry(**{**entry, "hyperparameters": dict(entry["hyperparameters"])}))
-    return merged
-
-
-def winning_schedule(
-    steps: Rows, exploits: Rows, member: int | None = None, mode: str | None = "max", failures: Rows = ()
-) -> list[ScheduleEntry]:
-    """The (unmerged) schedule of ``member``, by default the best member; empty without steps."""
-    where = resolve_member(member, steps, exploits, mode, failures)
-    if where is None:
-        return []
-    return schedule(where.member, where.epoch, steps, exploits)
-
-
-def hyperparameter_names(steps: Rows, exploits: Rows = ()) -> list[str]:
-    """Every hyperparameter name in the rows, in first-seen order."""
-    names: dict[str, None] = {}
-    for row in steps:
-        names.update(dict.fromkeys(row["hyperparameters"]))
-    for row in exploits:
-        names.update(dict.fromkeys(row["old_hyperparameters"]))
-        names.update(dict.fromkeys(row["new_hyperparameters"]))
-    return list(names)
+    The metric, the mode and the best member come from ``history``; ``config`` only adds the
+    population size when it was recorded (a member may never have stepped).
+    """
+    history = check_history(history)
+    config = dict(config or {})
+    best = history.best()
+    steps, exploits = history.steps, history.exploits
+    return Summary(
+        best_member=None if best is None else best.member,
+        best_epoch=None if best is None else best.epoch,
+        best_score=None if best is None else best.score,
+        metric=history.metric,
+        mode="min" if lower_is_better(history) else "max",
+        members=int(config.get("population_size") or len(history.members)),
+        epochs=max((step.epoch for step in steps), default=0),
+        steps=len(steps),
+        exploits=sum(1 for record in exploits if record.reason == "exploit"),
+        replacements=sum(1 for record in exploits if record.reason == "failure"),
+        failures=len(history.failures),
+        seconds=float(sum(step.seconds or 0.0 for step in steps)),
+    )
 
 
 def is_number(value: Any) -> bool:
@@ -239,54 +128,3 @@ def category_index(value: Any, order: Sequence[Any]) -> int | None:
     """Where ``value`` sits on a category axis built by :func:`axis_scale` (None: not on it)."""
     key = _category_key(value)
     return next((i for i, option in enumerate(order) if option == key), None)
-
-
-def run_summary(
-    steps: Rows, exploits: Rows = (), failures: Rows = (), config: Mapping[str, Any] | None = None
-) -> Summary:
-    """The headline numbers: the best member and score, how many steps, exploits, failures."""
-    config = dict(config or {})
-    mode = check_mode(config.get("mode"))
-    best = best_member(steps, exploits, mode, failures)
-    members = member_ids(steps, exploits, failures)
-    return Summary(
-        best_member=None if best is None else best.member,
-        best_epoch=None if best is None else best.epoch,
-        best_score=None if best is None else best.score,
-        metric=config.get("metric"),
-        mode=mode,
-        members=int(config.get("population_size") or len(members)),
-        epochs=max((int(row["epoch"]) for row in steps), default=0),
-        steps=len(steps),
-        exploits=sum(1 for row in exploits if row.get("reason", "exploit") == "exploit"),
-        replacements=sum(1 for row in exploits if row.get("reason") == "failure"),
-        failures=len(failures),
-        seconds=float(sum(float(row.get("seconds") or 0.0) for row in steps)),
-    )
-
-
-_FIRST_COLUMNS = ("member", "epoch", "score", "seconds", "sequence")
-
-
-def history_records(steps: Rows) -> tuple[list[str], list[dict[str, Any]]]:
-    """The steps as flat records (columns, rows): hyperparameters as ``hp_<name>``, metrics
-    as ``metric_<name>``, in recorded order; a value a row lacks is None."""
-    ordered = by_sequence(steps)
-    hp_names: dict[str, None] = {}
-    metric_names: dict[str, None] = {}
-    for row in ordered:
-        hp_names.update(dict.fromkeys(row.get("hyperparameters", {})))
-        metric_names.update(dict.fromkeys(row.get("metrics", {})))
-    columns = [
-        *_FIRST_COLUMNS,
-        *(f"hp_{name}" for name in hp_names),
-        *(f"metric_{name}" for name in metric_names),
-    ]
-    records = []
-    for row in ordered:
-        record: dict[str, Any] = {name: row.get(name) for name in _FIRST_COLUMNS}
-        hyperparameters, metrics = row.get("hyperparameters", {}), row.get("metrics", {})
-        record.update({f"hp_{name}": hyperparameters.get(name) for name in hp_names})
-        record.update({f"metric_{name}": metrics.get(name) for name in metric_names})
-        records.append(record)
-    return columns, records

@@ -1,8 +1,8 @@
-"""A run as tables: the summary, the winning schedule, failures and exploits as text or HTML,
-and the whole history as CSV or a pandas DataFrame.
+"""A run as tables: the summary, a schedule, the failures, the exploits and the configuration
+as text (for a terminal) or escaped HTML (for :func:`pybt.report.write_html`), and the steps
+as CSV.
 
-Every function takes the plain rows described in :mod:`pybt.member`; text tables are for a
-terminal, HTML tables (escaped) for :func:`pybt.report.write_html`.
+Every table reads a :class:`~pybt.history.RunHistory`; none needs matplotlib or pandas.
 """
 
 from __future__ import annotations
@@ -14,16 +14,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pybt.errors import MissingDependencyError, invalid_argument
 from pybt.callbacks.progress import format_seconds
-from pybt.report.rows import (
-    Rows,
-    by_sequence,
-    history_records,
-    merged_schedule,
-    run_summary,
-    winning_schedule,
-)
+from pybt.errors import invalid_argument
+from pybt.history import RunHistory
+from pybt.lineage import merged_schedule
+from pybt.report.rows import check_history, direction, run_summary
 
 _FORMATS = ("text", "html")
 
@@ -62,18 +57,10 @@ def render_table(headers: Sequence[str] | None, rows: Sequence[Sequence[Any]], f
     return "\n".join(lines)
 
 
-def summary(
-    steps: Rows,
-    exploits: Rows = (),
-    failures: Rows = (),
-    config: Mapping[str, Any] | None = None,
-    *,
-    format: str = "text",
-) -> str:
-    """The headline numbers as a two-column table (``config`` gives ``metric`` and ``mode``)."""
-    numbers = run_summary(steps, exploits, failures, config)
+def summary(history: RunHistory, config: Mapping[str, Any] | None = None, *, format: str = "text") -> str:
+    """The headline numbers as a two-column table (see :func:`pybt.report.run_summary`)."""
+    numbers = run_summary(history, config)
     metric = numbers["metric"] or "score"
-    direction = "higher is better" if numbers["mode"] == "max" else "lower is better"
     if numbers["best_member"] is None:
         best_member, best_score = "none (no completed step)", ""
     else:
@@ -81,7 +68,7 @@ def summary(
         best_score = f"{format_value(numbers['best_score'], 6)} at epoch {numbers['best_epoch']}"
     rows = [
         ("Best member", best_member),
-        (f"Best {metric} ({direction})", best_score),
+        (f"Best {metric} ({direction(history)})", best_score),
         ("Members", str(numbers["members"])),
         ("Epochs (furthest member)", str(numbers["epochs"])),
         ("Steps recorded", str(numbers["steps"])),
@@ -93,17 +80,10 @@ def summary(
     return render_table(None, rows, format)
 
 
-def schedule_rows(
-    steps: Rows,
-    exploits: Rows,
-    member: int | None = None,
-    *,
-    mode: str | None = "max",
-    failures: Rows = (),
-) -> tuple[list[str], list[list[Any]]]:
-    """The winning schedule as (headers, rows): one row per stretch of unchanged hyperparameters
-    trained by one member, with its epochs and the member that trained it."""
-    entries = merged_schedule(winning_schedule(steps, exploits, member, mode, failures))
+def schedule_rows(history: RunHistory, member: int | None = None) -> tuple[list[str], list[list[Any]]]:
+    """The schedule of ``member`` (default: the best) as (headers, rows): one row per stretch of
+    unchanged hyperparameters trained by one member, with its epochs and that member."""
+    entries = merged_schedule(check_history(history).schedule(member))
     names: dict[str, None] = {}
     for entry in entries:
         names.update(dict.fromkeys(entry["hyperparameters"]))
@@ -119,41 +99,33 @@ def schedule_rows(
     return headers, rows
 
 
-def schedule_table(
-    steps: Rows,
-    exploits: Rows,
-    member: int | None = None,
-    *,
-    mode: str | None = "max",
-    failures: Rows = (),
-    format: str = "text",
-) -> str:
+def schedule_table(history: RunHistory, member: int | None = None, *, format: str = "text") -> str:
     """The schedule of ``member`` (default: the best) merged into stretches, as a table."""
-    headers, rows = schedule_rows(steps, exploits, member, mode=mode, failures=failures)
+    headers, rows = schedule_rows(history, member)
     return render_table(headers, rows, format)
 
 
-def failures_table(failures: Rows, *, format: str = "text") -> str:
+def failures_table(history: RunHistory, *, format: str = "text") -> str:
     """One row per failed step: member, epoch, hyperparameters, error."""
     rows = [
-        [str(row["member"]), str(row["epoch"]), _hyperparameters_text(row["hyperparameters"]), row["error"]]
-        for row in by_sequence(failures)
+        [str(record.member), str(record.epoch), _hyperparameters_text(record.hyperparameters), record.error]
+        for record in check_history(history).failures
     ]
     return render_table(["member", "epoch", "hyperparameters", "error"], rows, format)
 
 
-def exploits_table(exploits: Rows, *, format: str = "text") -> str:
+def exploits_table(history: RunHistory, *, format: str = "text") -> str:
     """One row per exploit: who copied whom at which epochs, and the hyperparameters it got."""
     rows = [
         [
-            str(row["member"]),
-            str(row["donor"]),
-            f"{row['member_epoch']} → {row['epoch']}",
-            row.get("reason", "exploit"),
-            _hyperparameters_text(row["old_hyperparameters"]),
-            _hyperparameters_text(row["new_hyperparameters"]),
+            str(record.member),
+            str(record.donor),
+            f"{record.member_epoch} → {record.epoch}",
+            record.reason,
+            _hyperparameters_text(record.old_hyperparameters),
+            _hyperparameters_text(record.new_hyperparameters),
         ]
-        for row in by_sequence(exploits)
+        for record in check_history(history).exploits
     ]
     headers = ["member", "donor", "epoch (own → donor's)", "reason", "before", "after"]
     return render_table(headers, rows, format)
@@ -169,26 +141,15 @@ def _hyperparameters_text(values: Mapping[str, Any]) -> str:
     return ", ".join(f"{name}={format_value(value)}" for name, value in values.items())
 
 
-def write_csv(path: str | Path, steps: Rows) -> Path:
-    """The history, one line per member-step, with ``hp_<name>`` and ``metric_<name>`` columns."""
+def write_csv(path: str | Path, history: RunHistory) -> Path:
+    """The steps, one line per member-step, in the columns of :meth:`RunHistory.flat`
+    (``hp_<name>`` and ``metric_<name>``); the same as ``history.frame()`` read back."""
+    columns, rows = check_history(history).flat()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    columns, records = history_records(steps)
     with path.open("w", newline="", encoding="utf-8") as file:
         writer = csv.DictWriter(file, fieldnames=columns)
         writer.writeheader()
         # Floats go through repr, so the CSV reads back to the same numbers.
-        writer.writerows({k: "" if v is None else v for k, v in record.items()} for record in records)
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
     return path
-
-
-def history_frame(steps: Rows) -> Any:
-    """The history as a pandas DataFrame with the same columns as :func:`write_csv`."""
-    try:
-        import pandas as pd
-    except ImportError as error:
-        raise MissingDependencyError(
-            "pandas is not installed, and history_frame() needs it. Install it with: pip install pandas"
-        ) from error
-    columns, records = history_records(steps)
-    return pd.DataFrame.from_records(records, columns=columns)

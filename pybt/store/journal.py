@@ -192,7 +192,9 @@ class RunStore:
             (up_to if up_to != float("inf") else 2**62,),
         )
         return [
-            as_record(kind, {c: loads(v) if c in _JSON_COLUMNS else v for c, v in zip(columns, values, strict=True)})
+            as_record(
+                kind, {c: loads(v) if c in _JSON_COLUMNS else v for c, v in zip(columns, values, strict=True)}
+            )
             for values in cursor
         ]
 
@@ -302,5 +304,3 @@ class RunStore:
     def disk_bytes(self) -> int:
         """Bytes the checkpoint files take (for tests and benchmarks of the disk bound)."""
         return sum(file.stat().st_size for file in (self.path / CHECKPOINT_DIR).glob("*.npz"))
-
-

@@ -97,6 +97,9 @@ class ModelWrapperContract:
         assert member.evaluate(self.eval_args()) == donor.evaluate(self.eval_args())
 
     def test_a_copy_trains_on_like_its_donor(self, template: ModelWrapper) -> None:
+        # Weights, optimizer slots and counters all travel in the state. (Each member keeps its
+        # own random stream, so a copy shuffles differently from its donor: subclasses give
+        # fit_args that draw nothing random, so this compares what the state carries.)
         donor, member = self.trained(template, seed=1), template.spawn(2)
         member.set_state(donor.get_state())
         for trainee in (donor, member):

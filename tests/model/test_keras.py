@@ -1,23 +1,32 @@
 """Tests for pybt.model.KerasModelWrapper on the torch backend (set by conftest).
 
 Tiny networks on a slice of scikit-learn's bundled digits keep each test to a few seconds.
+``TestKerasContract`` runs the ModelWrapper contract every wrapper passes; other tests check
+what is Keras's own: the optimizer's settings as hyperparameters, members built from Keras
+configs (in this process and after pickling), and models without an Input layer. The file
+skips itself where Keras is not installed.
 """
 
 from __future__ import annotations
 
+import copy
+import pickle
 from typing import Any
 
-import keras
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 
-from pybt import Trainer
+from pybt import PyBTError, Trainer
 from pybt.executor import SerialExecutor
 from pybt.model import KerasModelWrapper
 from pybt.policy.done import StopAfter
 from pybt.policy.ready import ReadyAfter
-from pybt.space import IntUniform, Uniform
+from pybt.space import Domain, IntUniform, LogUniform, Uniform
+from tests.model.contract import ModelWrapperContract
+
+# A NumPy-only environment skips the file here (importing pybt.model above needs no Keras).
+keras = pytest.importorskip("keras")
+load_digits = pytest.importorskip("sklearn.datasets").load_digits
 
 LOSS = "sparse_categorical_crossentropy"
 
@@ -192,3 +201,190 @@ def test_copying_state_makes_a_member_equal_to_its_donor(digits: Any) -> None:
     executor.submit(1, {"learning_rate": 1e-2}, 1)
     list(executor.completed())
     np.testing.assert_array_equal(executor.get_state(0)["weights/0000"], donor["weights/0000"])
+
+
+# ---- the contract ---------------------------------------------------------------------------------
+# Module-level builders and data, so the template pickles with the standard pickle.
+_CONTRACT_RNG = np.random.default_rng(7)
+CONTRACT_X = _CONTRACT_RNG.normal(size=(48, 4)).astype(np.float32)
+CONTRACT_Y = _CONTRACT_RNG.integers(0, 3, size=48)
+
+
+def contract_model() -> Any:
+    return keras.Sequential(
+        [keras.Input(shape=(4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)]
+    )
+
+
+class TestKerasContract(ModelWrapperContract):
+    def make_template(self) -> KerasModelWrapper:
+        # Adam: optimizer slots and an iteration count for the state tests to carry.
+        return KerasModelWrapper(
+            contract_model(),
+            optimizer=keras.optimizers.Adam(1e-2),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+
+    def space(self) -> dict[str, Domain]:
+        return {"learning_rate": LogUniform(1e-3, 1e-1), "batch_size": IntUniform(8, 16)}
+
+    def fit_args(self) -> dict[str, Any]:
+        # Unshuffled: each member shuffles from its own seed, which a state copy does not carry
+        # (so a member trains on from its donor's state with its own draws).
+        return {"x": CONTRACT_X, "y": CONTRACT_Y, "shuffle": False}
+
+    def eval_args(self) -> dict[str, Any]:
+        return {"x": CONTRACT_X[:16], "y": CONTRACT_Y[:16]}
+
+
+# ---- what prepare keeps; checks that change nothing ----------------------------------------------------
+def test_prepare_keeps_the_batch_size_fit_is_given(digits: Any) -> None:
+    x_train, y_train, x_val, y_val = digits
+    wrapper = wrap()
+    space = {"learning_rate": LogUniform(1e-4, 1e-1), "batch_size": IntUniform(8, 64)}
+    fit_args = {"x": x_train, "y": y_train, "batch_size": 48}
+    wrapper.check_hyperparameters(space)
+    wrapper.check_args(fit_args, {"x": x_val, "y": y_val})
+    assert wrapper.given_hyperparameters(space)["batch_size"] == 32, "the checks keep nothing"
+    wrapper.prepare(space, fit_args, {"x": x_val, "y": y_val})
+    given = wrapper.given_hyperparameters(space)
+    assert given["batch_size"] == 48
+    assert given["learning_rate"] == pytest.approx(1e-2)
+    with pytest.raises(PyBTError, match=r"step_args\['fit_args'\]\['batch_size'\].*0"):
+        wrapper.check_args({**fit_args, "batch_size": 0}, {"x": x_val, "y": y_val})
+
+
+def test_a_learning_rate_schedule_is_not_explored() -> None:
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.9)
+    wrapper = wrap(optimizer=keras.optimizers.SGD(schedule, momentum=0.5))
+    with pytest.raises(PyBTError, match=r"hyperparameters\['learning_rate'\].*schedule"):
+        wrapper.check_hyperparameters({"learning_rate": LogUniform(1e-3, 1e-1)})
+    wrapper.check_hyperparameters({"momentum": Uniform(0.0, 0.9), "batch_size": IntUniform(8, 64)})
+    assert wrapper.given_hyperparameters({"momentum": Uniform(0.0, 0.9)}) == {"momentum": 0.5}
+
+
+def test_an_unknown_hyperparameter_names_what_can_be_tuned() -> None:
+    with pytest.raises(PyBTError, match="momentum_decay") as error:
+        wrap().check_hyperparameters({"momentum_decay": Uniform(0.0, 1.0)})
+    assert "beta_1" in str(error.value) and "learning_rate" in str(error.value)
+
+
+# ---- members built from Keras configs ---------------------------------------------------------------
+def test_members_compile_with_their_own_keras_objects() -> None:
+    optimizer = keras.optimizers.Adam(1e-2)
+    loss = keras.losses.SparseCategoricalCrossentropy()
+    wrapper = wrap(optimizer=optimizer, loss=loss)
+    first, second = wrapper.spawn(1), wrapper.spawn(2)
+    optimizers = [first.unwrap().optimizer, second.unwrap().optimizer]
+    assert optimizers[0] is not optimizers[1] and optimizer not in optimizers
+    assert all(type(each) is type(optimizer) for each in optimizers)
+    assert first.unwrap().loss is not second.unwrap().loss and loss is not first.unwrap().loss
+    assert float(optimizers[0].learning_rate) == pytest.approx(1e-2)
+
+
+def crossentropy(y_true: Any, y_pred: Any) -> Any:
+    """A user's own loss function: members share it as it is; it pickles by reference."""
+    return keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
+
+
+class TwoLayers(keras.Model):
+    """A subclassed model without get_config (Keras configures it from its constructor's
+    arguments) and without an Input layer: unbuilt until it sees data."""
+
+    def __init__(self, hidden: int = 8, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hidden = keras.layers.Dense(hidden, activation="relu")
+        self.out = keras.layers.Dense(10, activation="softmax")
+
+    def call(self, inputs: Any) -> Any:
+        return self.out(self.hidden(inputs))
+
+
+def unbuilt_sequential() -> Any:
+    return keras.Sequential(
+        [keras.layers.Dense(8, activation="relu"), keras.layers.Dense(10, activation="softmax")]
+    )
+
+
+@pytest.mark.parametrize("make_model", [TwoLayers, unbuilt_sequential], ids=["subclassed", "no-input"])
+def test_a_model_without_input_layer_is_built_from_the_data_and_travels(digits: Any, make_model: Any) -> None:
+    x_train, y_train, x_val, y_val = digits
+    fit_args, eval_args = {"x": x_train, "y": y_train}, {"x": x_val, "y": y_val}
+    model = make_model()
+    assert not model.built
+    template = wrap(
+        model,
+        loss=crossentropy,
+        metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=3, name="top3")],
+    )
+    template.prepare({"learning_rate": LogUniform(1e-3, 1e-1)}, fit_args, eval_args)
+    member = template.spawn(4)
+    assert member.unwrap().built
+    member.fit({"learning_rate": 1e-2}, 2, fit_args)
+
+    copied = pickle.loads(pickle.dumps(template))
+    assert_states_equal(copied.spawn(6).get_state(), template.spawn(6).get_state())
+    moved = pickle.loads(pickle.dumps(member))
+    assert_states_equal(moved.get_state(), member.get_state())
+    assert moved.get_state()["pybt/fits"] == 1, "it comes back trained as far as it was"
+    assert moved.evaluate(eval_args) == member.evaluate(eval_args)
+    assert set(moved.evaluate(eval_args)) == {"loss", "accuracy", "top3"}
+    # It trains on from there as the member itself does: same seed, same fit count.
+    for wrapper in (member, moved):
+        wrapper.fit({"learning_rate": 1e-2}, 1, fit_args)
+    assert_states_equal(moved.get_state(), member.get_state())
+
+
+def test_classes_keras_cannot_find_by_name_are_handed_to_it(digits: Any) -> None:
+    x_train, y_train, x_val, y_val = digits
+
+    # Local classes: Keras cannot import them from their module, so the wrapper passes them.
+    class LocalModel(keras.Model):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.dense = keras.layers.Dense(10, activation="softmax")
+
+        def call(self, inputs: Any) -> Any:
+            return self.dense(inputs)
+
+    class LocalAccuracy(keras.metrics.SparseCategoricalAccuracy):
+        pass
+
+    template = wrap(LocalModel(), metrics=[LocalAccuracy(name="local")])
+    template.prepare({}, {"x": x_train, "y": y_train}, {"x": x_val, "y": y_val})
+    member = template.spawn(1)
+    member.fit({}, 1, {"x": x_train, "y": y_train})
+    # deepcopy goes through the same configs as pickle, without needing importable classes.
+    twin = copy.deepcopy(member)
+    assert isinstance(twin.unwrap(), LocalModel)
+    assert twin.evaluate({"x": x_val, "y": y_val}) == member.evaluate({"x": x_val, "y": y_val})
+    assert "local" in twin.evaluate({"x": x_val, "y": y_val})
+
+
+class TakesALayer(keras.Model):
+    """Its constructor takes a layer, so Keras has no config to rebuild it from."""
+
+    def __init__(self, layer: Any) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def call(self, inputs: Any) -> Any:
+        return self.layer(inputs)
+
+
+def test_a_model_keras_cannot_clone_is_refused_up_front() -> None:
+    with pytest.raises(PyBTError, match=r"KerasModelWrapper\(model\).*TakesALayer.*get_config"):
+        wrap(TakesALayer(keras.layers.Dense(10)))
+
+
+@pytest.mark.parametrize("argument", [{"optimizer": "no_such_optimizer"}, {"loss": "no_such_loss"}])
+def test_compile_arguments_keras_refuses_are_refused_up_front(argument: dict[str, str]) -> None:
+    with pytest.raises(PyBTError, match=r"KerasModelWrapper\(\*\*compile_kwargs\).*no_such_"):
+        KerasModelWrapper(tiny_model(), **{"loss": LOSS, **argument})
+
+
+def assert_states_equal(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> None:
+    assert sorted(first) == sorted(second)
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key], err_msg=key)

@@ -3,11 +3,14 @@
 They train small networks on sklearn's digits for real (through the Trainer and through the
 serial executor), and check what exploit relies on: each member's own initialization,
 hyperparameters written into every param group, and states that survive npz without pickle.
+``TestTorchContract`` runs the ModelWrapper contract every wrapper passes. The file skips
+itself where PyTorch is not installed (conftest runs torch on one thread).
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,10 +18,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
-from sklearn.datasets import load_digits
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from pybt import PyBTError, Trainer
 from pybt.errors import MissingDependencyError
@@ -26,17 +25,14 @@ from pybt.executor.serial import SerialExecutor
 from pybt.model import ModelWrapper, TorchModelWrapper
 from pybt.policy.done import StopAfter
 from pybt.policy.ready import ReadyAfter
-from pybt.space import Choice, IntUniform, LogUniform, Uniform
+from pybt.space import Choice, Domain, IntUniform, LogUniform, Uniform
+from tests.model.contract import ModelWrapperContract
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Any:
-    # Tiny networks on a shared 2-core machine: torch's intra-op threads only wait on each other
-    # (a 2 s run took 70 s with two threads under load).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# A NumPy-only environment skips the file here (importing pybt.model above needs no torch).
+torch = pytest.importorskip("torch")
+load_digits = pytest.importorskip("sklearn.datasets").load_digits
+nn = torch.nn
+DataLoader, TensorDataset = torch.utils.data.DataLoader, torch.utils.data.TensorDataset
 
 
 @pytest.fixture(scope="module")
@@ -249,8 +245,7 @@ def test_tunable_hyperparameters_come_from_the_optimizer(digits: Any) -> None:
         "betas": Choice([(0.9, 0.999), (0.8, 0.99)]),
         "batch_size": Choice([16]),
     }
-    wrapper.check_hyperparameters(tuned)
-    wrapper.check_args({"x": x, "y": y, "batch_size": 48}, {"x": x_val, "y": y_val})
+    wrapper.prepare(tuned, {"x": x, "y": y, "batch_size": 48}, {"x": x_val, "y": y_val})
     assert wrapper.given_hyperparameters(tuned) == {"lr": 0.002, "betas": (0.9, 0.999), "batch_size": 48}
 
     member = wrapper.spawn(0)
@@ -259,6 +254,37 @@ def test_tunable_hyperparameters_come_from_the_optimizer(digits: Any) -> None:
     assert group["betas"] == (0.8, 0.99) and group["lr"] == 0.001
     with pytest.raises(PyBTError, match="dropout"):
         member.fit({"dropout": 0.1}, 1, {"x": x[:64], "y": y[:64]})
+
+
+# ---- the ModelWrapper contract --------------------------------------------------------------------
+# Module-level builders and data, so the template pickles with the standard pickle.
+_CONTRACT_RNG = np.random.default_rng(7)
+CONTRACT_X = _CONTRACT_RNG.normal(size=(48, 4)).astype(np.float32)
+CONTRACT_Y = _CONTRACT_RNG.integers(0, 3, size=48)
+
+
+def tiny_mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+class TestTorchContract(ModelWrapperContract):
+    def make_template(self) -> TorchModelWrapper:
+        # Adam: optimizer slots and step counters for the state tests to carry.
+        return TorchModelWrapper(
+            tiny_mlp(), torch.optim.Adam, nn.CrossEntropyLoss(), optimizer_kwargs={"lr": 0.01}
+        )
+
+    def space(self) -> dict[str, Domain]:
+        return {"lr": LogUniform(1e-3, 1e-1), "batch_size": IntUniform(8, 16)}
+
+    def fit_args(self) -> dict[str, Any]:
+        # In order: a member shuffles with its own seed, which a copy keeps through an exploit
+        # (so copies explore apart), and "a copy trains on like its donor" holds for what the
+        # state carries (weights, Adam's slots and step counts) only when nothing is drawn.
+        return {"x": CONTRACT_X, "y": CONTRACT_Y, "shuffle": False}
+
+    def eval_args(self) -> dict[str, Any]:
+        return {"x": CONTRACT_X[:16], "y": CONTRACT_Y[:16]}
 
 
 # ---- state ----------------------------------------------------------------------------------------
@@ -424,7 +450,7 @@ def test_device_argument_places_members() -> None:
 
 
 def test_the_template_pickles_with_cloudpickle_and_its_members_train(digits: Any) -> None:
-    import ray.cloudpickle
+    cloudpickle = pytest.importorskip("ray.cloudpickle")
 
     x, y, x_val, y_val = digits
     template = TorchModelWrapper(
@@ -437,7 +463,7 @@ def test_the_template_pickles_with_cloudpickle_and_its_members_train(digits: Any
             )
         },
     )
-    clone = ray.cloudpickle.loads(ray.cloudpickle.dumps(template))
+    clone = cloudpickle.loads(cloudpickle.dumps(template))
     assert isinstance(clone, ModelWrapper)
     member = clone.spawn(7)
     before = member.evaluate({"x": x_val, "y": y_val})
@@ -560,3 +586,31 @@ def test_bad_data_arguments_raise_an_error_naming_them(argument: str, fit_args: 
             eval_args=eval_args,
             verbose=0,
         )
+
+
+def test_prepare_keeps_the_batch_size_fit_args_give_and_the_checks_keep_nothing() -> None:
+    wrapper = TorchModelWrapper(_net(), torch.optim.SGD, _ce(), optimizer_kwargs={"lr": 0.1})
+    space = {"lr": LogUniform(1e-3, 1e-1), "batch_size": IntUniform(2, 8)}
+    assert wrapper.given_hyperparameters(space) == {"lr": 0.1, "batch_size": 32}, "the default before prepare"
+    wrapper.check_args({"x": X, "y": Y, "batch_size": 2}, {"x": X, "y": Y})
+    assert wrapper.given_hyperparameters(space)["batch_size"] == 32, "check_args keeps nothing"
+    wrapper.prepare(space, {"x": X, "y": Y, "batch_size": 4}, {"x": X, "y": Y})
+    assert wrapper.given_hyperparameters(space) == {"lr": 0.1, "batch_size": 4}
+
+
+def test_prepare_refuses_to_tune_the_batch_size_of_a_loader() -> None:
+    wrapper = TorchModelWrapper(_net(), torch.optim.SGD, _ce(), optimizer_kwargs={"lr": 0.1})
+    space, fit_args, eval_args = {"batch_size": IntUniform(2, 8)}, {"loader": [(X, Y)]}, {"x": X, "y": Y}
+    wrapper.check_hyperparameters(space)  # each is fine alone: only together do they clash
+    wrapper.check_args(fit_args, eval_args)
+    with pytest.raises(PyBTError, match="the loader makes its own batches"):
+        wrapper.prepare(space, fit_args, eval_args)
+    wrapper.prepare({"lr": LogUniform(1e-3, 1e-1)}, fit_args, eval_args)
+
+
+def test_importing_the_package_leaves_torch_unloaded() -> None:
+    code = (
+        "import sys; import pybt.model.torch; from pybt.model import TorchModelWrapper; "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

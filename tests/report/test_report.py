@@ -1,6 +1,12 @@
-"""pybt.report: figures, tables, CSV and the HTML page, from the rows of real (tiny) PBT runs."""
+"""pybt.report: figures, tables, CSV and the HTML page, from the RunHistory of real (tiny) PBT
+runs and of hand-made records."""
 
 from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("pandas")
 
 import base64
 import csv
@@ -14,19 +20,18 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pytest
+import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 
 import pybt
 from pybt.errors import InvalidArgumentError, MissingDependencyError, PyBTError
+from pybt.history import RunHistory
 from pybt.model import FunctionModel
 from pybt.policy.done import StopAfter
 from pybt.policy.exploit import Truncation
 from pybt.policy.ready import ReadyAfter
 from pybt.report import (
-    best_member,
-    history_frame,
     merged_schedule,
     plot_hyperparameters,
     plot_lineage,
@@ -39,7 +44,7 @@ from pybt.report import (
     write_csv,
     write_html,
 )
-from pybt.report.rows import axis_scale, stretches
+from pybt.report.rows import axis_scale
 
 SPACE = {"lr": pybt.LogUniform(1e-4, 1.0), "opt": pybt.Choice(["adam", "sgd"])}
 # Starting points that span four decades of lr (a log axis) and both optimizers.
@@ -54,9 +59,7 @@ INITIAL = [
 @dataclass
 class Run:
     trainer: pybt.Trainer
-    steps: list[dict[str, Any]]
-    exploits: list[dict[str, Any]]
-    failures: list[dict[str, Any]]
+    history: RunHistory
     config: dict[str, Any]
 
 
@@ -102,7 +105,7 @@ def pbt_run(
     )
     trainer.train()
     config = {"metric": metric, "mode": mode, "population_size": population, "space": repr(SPACE), "seed": 0}
-    return Run(trainer, trainer.history, trainer.exploits, trainer.failures, config)
+    return Run(trainer, trainer.run_history, config)
 
 
 @pytest.fixture(scope="module")
@@ -130,9 +133,10 @@ def by_gid(artists: Any, gid: str) -> list[Any]:
     return [artist for artist in artists if artist.get_gid() == gid]
 
 
-def async_rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Rows as an asynchronous executor leaves them: member 1 raced ahead to epoch 5, then
-    copied member 0 at epoch 3 (going back two epochs) and trained on to epoch 5."""
+def async_history() -> RunHistory:
+    """Records as an asynchronous executor leaves them: member 1 raced ahead to epoch 5, then
+    copied member 0 at epoch 3 (going back two epochs) and trained on to epoch 5. No mode: the
+    history reads it as "max"."""
     hp0, hp1, hp1_new = {"lr": 0.1, "opt": "adam"}, {"lr": 0.001, "opt": "sgd"}, {"lr": 0.12, "opt": "adam"}
     steps, exploits = [], []
     sequence = 0
@@ -172,16 +176,16 @@ def async_rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     add_step(0, 4, 0.7, hp0)
     add_step(1, 4, 0.75, hp1_new)
     add_step(1, 5, 0.9, hp1_new)
-    return steps, exploits
+    return RunHistory.from_rows(steps, exploits)
 
 
-# ---- rows --------------------------------------------------------------------------------------
+# ---- reading the history -----------------------------------------------------------------------
 def test_best_member_and_schedule_agree_with_the_trainer(run: Run) -> None:
-    assert run.exploits, "the fixture run must exploit for these tests to mean anything"
-    best = best_member(run.steps, run.exploits, "max")
+    assert run.history.exploits, "the fixture run must exploit for these tests to mean anything"
+    best = run.history.best()
     assert best is not None
     assert best.member == run.trainer.best_member
-    assert best.score == max(row["score"] for row in run.steps if row["epoch"] == best.epoch)
+    assert best.score == max(row["score"] for row in run.history.steps if row["epoch"] == best.epoch)
     merged = merged_schedule(run.trainer.schedule())
     # The stretches tile 0..epoch without gaps, and each one's hyperparameters change at its end.
     assert merged[0]["from_epoch"] == 0 and merged[-1]["to_epoch"] == best.epoch
@@ -197,32 +201,37 @@ def test_best_member_and_schedule_agree_with_the_trainer(run: Run) -> None:
 
 def test_mode_min_picks_the_lowest_score() -> None:
     low = pbt_run(mode="min")
-    best = best_member(low.steps, low.exploits, "min")
+    best = low.history.best()
     assert best is not None and best.member == low.trainer.best_member
-    final = [row["score"] for row in low.steps if row["epoch"] == best.epoch]
+    final = [row["score"] for row in low.history.steps if row["epoch"] == best.epoch]
     assert best.score == min(final)
-    assert run_summary(low.steps, low.exploits, config=low.config)["best_score"] == best.score
-    assert "lower is better" in summary(low.steps, low.exploits, config=low.config)
+    assert run_summary(low.history, low.config)["best_score"] == best.score
+    assert run_summary(low.history)["mode"] == "min"
+    assert "lower is better" in summary(low.history, low.config)
 
 
 def test_summary_counts(failing_run: Run) -> None:
-    numbers = run_summary(failing_run.steps, failing_run.exploits, failing_run.failures, failing_run.config)
-    assert numbers["failures"] == len(failing_run.failures) > 0
-    assert numbers["replacements"] == sum(e["reason"] == "failure" for e in failing_run.exploits) > 0
-    assert numbers["exploits"] + numbers["replacements"] == len(failing_run.exploits)
-    assert numbers["steps"] == len(failing_run.steps)
+    numbers = run_summary(failing_run.history, failing_run.config)
+    assert numbers["failures"] == len(failing_run.history.failures) > 0
+    assert numbers["replacements"] == sum(e["reason"] == "failure" for e in failing_run.history.exploits) > 0
+    assert numbers["exploits"] + numbers["replacements"] == len(failing_run.history.exploits)
+    assert numbers["steps"] == len(failing_run.history.steps)
     assert numbers["best_member"] == failing_run.trainer.best_member
-    text = summary(failing_run.steps, failing_run.exploits, failing_run.failures, failing_run.config)
-    assert re.search(rf"^Failed steps +{len(failing_run.failures)}$", text, re.MULTILINE)
+    text = summary(failing_run.history, failing_run.config)
+    assert re.search(rf"^Failed steps +{len(failing_run.history.failures)}$", text, re.MULTILINE)
+    assert "Best accuracy (higher is better)" in text
 
 
-def test_invalid_mode_and_member_are_named(run: Run) -> None:
+def test_invalid_mode_member_fig_and_history_are_named(run: Run) -> None:
     with pytest.raises(InvalidArgumentError, match="mode"):
-        best_member(run.steps, run.exploits, "maximum")
+        RunHistory.from_rows(run.history.steps, run.history.exploits, mode="maximum")
     with pytest.raises(InvalidArgumentError, match="member"):
-        plot_lineage(run.steps, run.exploits, member=99)
+        plot_lineage(run.history, member=99)
     with pytest.raises(InvalidArgumentError, match="fig"):
-        plot_scores(run.steps, run.exploits, fig=plot_scores(run.steps, run.exploits))
+        plot_scores(run.history, fig=plot_scores(run.history))
+    # The rows of earlier versions are not a history: the error says where to get one.
+    with pytest.raises(InvalidArgumentError, match=r"history.*RunHistory\.from_rows"):
+        schedule_table(run.trainer.history)  # type: ignore[arg-type]
 
 
 def test_axis_scale_log_linear_and_categories() -> None:
@@ -234,7 +243,7 @@ def test_axis_scale_log_linear_and_categories() -> None:
 
 # ---- figures -----------------------------------------------------------------------------------
 def test_plot_scores_draws_a_line_per_member_and_the_jumps(run: Run) -> None:
-    fig = plot_scores(run.steps, run.exploits, mode="max", metric="accuracy")
+    fig = plot_scores(run.history)
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
     lines = member_lines(ax)
@@ -242,8 +251,8 @@ def test_plot_scores_draws_a_line_per_member_and_the_jumps(run: Run) -> None:
     (jumps,) = by_gid(ax.collections, "exploit-jumps")
     # Each jump goes from the member's last score to the donor's score at the epoch it took over.
     expected = []
-    for event in run.exploits:
-        before = [r for r in run.steps if r["sequence"] < event["sequence"]]
+    for event in run.history.exploits:
+        before = [r for r in run.history.steps if r["sequence"] < event["sequence"]]
         own = max((r for r in before if r["member"] == event["member"]), key=lambda r: r["sequence"])
         donor = max((r for r in before if r["member"] == event["donor"]), key=lambda r: r["sequence"])
         assert donor["epoch"] == event["epoch"]
@@ -252,16 +261,16 @@ def test_plot_scores_draws_a_line_per_member_and_the_jumps(run: Run) -> None:
     (lineage_line,) = by_gid(ax.lines, "lineage")
     assert list(lineage_line.get_xdata()) == [entry["to_epoch"] for entry in run.trainer.schedule()]
     (star,) = by_gid(ax.collections, "best")
-    best = best_member(run.steps, run.exploits)
+    best = run.history.best()
     assert best is not None
     assert tuple(star.get_offsets()[0]) == (best.epoch, best.score)
     texts = [text.get_text() for text in fig.legends[0].get_texts()]
     assert [f"member {m}" for m in range(4)] == texts[:4]
+    assert ax.get_ylabel() == "accuracy" and "higher is better" in ax.get_title(loc="left")
 
 
 def test_plot_scores_jump_joins_the_members_end_to_the_donors_point() -> None:
-    steps, exploits = async_rows()
-    fig = plot_scores(steps, exploits)
+    fig = plot_scores(async_history())
     ax = fig.axes[0]
     (jumps,) = by_gid(ax.collections, "exploit-jumps")
     (segment,) = jumps.get_segments()
@@ -274,7 +283,7 @@ def test_plot_scores_jump_joins_the_members_end_to_the_donors_point() -> None:
 
 
 def test_plot_hyperparameters_one_panel_each_with_log_and_category_axes(run: Run) -> None:
-    fig = plot_hyperparameters(run.steps, run.exploits)
+    fig = plot_hyperparameters(run.history)
     panels = [ax for ax in fig.axes if member_lines(ax)]
     assert len(panels) == len(SPACE)
     lr_ax, opt_ax = panels
@@ -283,18 +292,20 @@ def test_plot_hyperparameters_one_panel_each_with_log_and_category_axes(run: Run
     for ax in panels:
         assert len(member_lines(ax)) == 4
         (marks,) = by_gid(ax.collections, "exploit-marks")
-        assert len(marks.get_offsets()) == len(run.exploits)
+        assert len(marks.get_offsets()) == len(run.history.exploits)
         (jumps,) = by_gid(ax.collections, "exploit-jumps")
-        assert len(jumps.get_segments()) == len(run.exploits)
+        assert len(jumps.get_segments()) == len(run.history.exploits)
     # Member 0's first stretch holds its starting lr from epoch 0 up to its first exploit.
-    first = stretches(0, run.steps, run.exploits)[0]
+    first = run.history.stretches(0)[0]
     (line,) = by_gid(lr_ax.lines, "member-0")
     assert line.get_xdata()[0] == 0
-    assert line.get_ydata()[0] == first["steps"][0]["hyperparameters"]["lr"] == INITIAL[0]["lr"]
+    assert line.get_ydata()[0] == first.steps[0].hyperparameters["lr"] == INITIAL[0]["lr"]
+    with pytest.raises(InvalidArgumentError, match="names"):
+        plot_hyperparameters(run.history, names=["momentum"])
 
 
 def test_plot_lineage_bolds_the_winners_ancestry(run: Run) -> None:
-    fig = plot_lineage(run.steps, run.exploits)
+    fig = plot_lineage(run.history)
     ax = fig.axes[0]
     assert len(member_lines(ax)) == 4
     segments = run.trainer.lineage()
@@ -303,14 +314,14 @@ def test_plot_lineage_bolds_the_winners_ancestry(run: Run) -> None:
         (s["member"], s["from_epoch"], s["to_epoch"]) for s in segments
     ]
     arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
-    assert len(arrows) == len(run.exploits)
+    assert len(arrows) == len(run.history.exploits)
     assert len(by_gid(arrows, "lineage-exploit")) == len(segments) - 1
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels == [f"member {m}" for m in range(4)]
 
 
 def test_plot_schedule_steps_through_the_winning_schedule(run: Run) -> None:
-    fig = plot_schedule(run.steps, run.exploits)
+    fig = plot_schedule(run.history)
     panels = [ax for ax in fig.axes if by_gid(ax.lines, "schedule")]
     assert len(panels) == len(SPACE)
     entries = run.trainer.schedule()
@@ -321,7 +332,7 @@ def test_plot_schedule_steps_through_the_winning_schedule(run: Run) -> None:
 
 def test_many_members_get_a_colour_bar_not_a_legend() -> None:
     big = pbt_run(population=12, epochs=6, initial=None)
-    fig = plot_scores(big.steps, big.exploits)
+    fig = plot_scores(big.history)
     assert len(member_lines(fig.axes[0])) == 12
     assert any(ax.get_ylabel() == "member" for ax in fig.axes[1:])  # the colour bar
     assert not any("member 0" == t.get_text() for legend in fig.legends for t in legend.get_texts())
@@ -336,13 +347,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 def test_write_html_is_one_self_contained_page(tmp_path: Any, failing_run: Run) -> None:
     config = {**failing_run.config, "note": "<script>alert(1)</script>"}
     before = plt.get_fignums()
-    path = write_html(
-        tmp_path / "out" / "report.html",
-        failing_run.steps,
-        failing_run.exploits,
-        failing_run.failures,
-        config,
-    )
+    path = write_html(tmp_path / "out" / "report.html", failing_run.history, config)
     assert plt.get_fignums() == before  # drawn without pyplot: nothing left open
     page = path.read_text(encoding="utf-8")
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
@@ -350,54 +355,45 @@ def test_write_html_is_one_self_contained_page(tmp_path: Any, failing_run: Run) 
     assert all(png_size(base64.b64decode(image))[0] > 400 for image in images)
     assert "<script" not in page and 'src="http' not in page and "href=" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    best = best_member(failing_run.steps, failing_run.exploits, "max", failing_run.failures)
+    best = failing_run.history.best()
     assert best is not None
     assert f"{best.score:.6g} at epoch {best.epoch}" in page
     for entry in merged_schedule(failing_run.trainer.schedule()):
         row = f"<td>{entry['from_epoch']}-{entry['to_epoch']}</td><td>{entry['member']}</td>"
         row += f"<td>{entry['hyperparameters']['lr']:.4g}</td><td>{entry['hyperparameters']['opt']}</td>"
         assert row in page
-    assert f"Failed steps ({len(failing_run.failures)})" in page
-    assert page.count("loss diverged") >= len(failing_run.failures)
+    assert f"Failed steps ({len(failing_run.history.failures)})" in page
+    assert page.count("loss diverged") >= len(failing_run.history.failures)
 
 
 def test_schedule_table_text_and_html(run: Run) -> None:
     merged = merged_schedule(run.trainer.schedule())
-    text = schedule_table(run.steps, run.exploits).splitlines()
+    text = schedule_table(run.history).splitlines()
     assert text[0].split() == ["epochs", "member", "lr", "opt"]
     assert len(text) == 2 + len(merged)
     assert text[2].split()[0] == f"0-{merged[0]['to_epoch']}"
-    html_table = schedule_table(run.steps, run.exploits, format="html")
+    html_table = schedule_table(run.history, format="html")
     assert html_table.count("<tr>") == 1 + len(merged)
     with pytest.raises(InvalidArgumentError, match="format"):
-        schedule_table(run.steps, run.exploits, format="markdown")
+        schedule_table(run.history, format="markdown")
 
 
 def test_csv_round_trips(tmp_path: Any, run: Run) -> None:
-    path = write_csv(tmp_path / "history.csv", run.steps)
+    path = write_csv(tmp_path / "history.csv", run.history)
     with path.open(newline="") as file:
         rows = list(csv.DictReader(file))
-    assert list(rows[0]) == [
-        "member",
-        "epoch",
-        "score",
-        "seconds",
-        "sequence",
-        "hp_lr",
-        "hp_opt",
-        "metric_accuracy",
-        "metric_loss",
-    ]
-    assert len(rows) == len(run.steps)
-    for written, step in zip(rows, sorted(run.steps, key=lambda r: r["sequence"]), strict=True):
+    assert (
+        list(rows[0])
+        == "member epoch score seconds sequence hp_lr hp_opt metric_accuracy metric_loss".split()
+    )
+    assert len(rows) == len(run.history.steps)
+    for written, step in zip(rows, sorted(run.history.steps, key=lambda r: r["sequence"]), strict=True):
         assert int(written["member"]) == step["member"] and int(written["epoch"]) == step["epoch"]
         assert float(written["score"]) == step["score"]
         assert float(written["hp_lr"]) == step["hyperparameters"]["lr"]
         assert written["hp_opt"] == step["hyperparameters"]["opt"]
         assert float(written["metric_loss"]) == step["metrics"]["loss"]
-    import pandas as pd
-
-    frame = history_frame(run.steps)
+    frame = run.history.frame()
     read = pd.read_csv(path)
     assert list(frame.columns) == list(read.columns)
     pd.testing.assert_frame_equal(frame.reset_index(drop=True), read, check_dtype=False)
@@ -405,66 +401,71 @@ def test_csv_round_trips(tmp_path: Any, run: Run) -> None:
 
 def test_missing_extras_name_the_install(monkeypatch: pytest.MonkeyPatch, run: Run) -> None:
     monkeypatch.setitem(sys.modules, "pandas", None)
-    with pytest.raises(PyBTError, match="pip install pandas"):
-        history_frame(run.steps)
+    with pytest.raises(PyBTError, match=r"pandas is not installed.*pip install"):
+        run.history.frame()
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(MissingDependencyError, match=r"pybt\[plot\]"):
-        plot_scores(run.steps, run.exploits)
+        plot_scores(run.history)
     with pytest.raises(MissingDependencyError, match=r"pybt\[plot\]"):
-        render_html(run.steps, run.exploits)
+        render_html(run.history)
 
 
 # ---- edge cases --------------------------------------------------------------------------------
 def test_no_exploits() -> None:
     calm = pbt_run(exploit=False)
-    assert calm.exploits == []
-    fig = plot_scores(calm.steps, calm.exploits)
+    assert not calm.history.exploits
+    fig = plot_scores(calm.history)
     (jumps,) = by_gid(fig.axes[0].collections, "exploit-jumps")
     assert len(jumps.get_segments()) == 0
-    lineage_fig = plot_lineage(calm.steps, calm.exploits)
+    lineage_fig = plot_lineage(calm.history)
     (bold,) = by_gid(lineage_fig.axes[0].lines, "lineage")
     assert bold.get_ydata()[0] == calm.trainer.best_member
-    page = render_html(calm.steps, calm.exploits, config=calm.config)
-    assert page.count('<img src="data:image/png;base64,') == 4 and "All exploits" not in page
+    page = render_html(calm.history, calm.config)
+    assert page.count('<img src="data:image/png;base64,') == 4 and "Every exploit" not in page
 
 
-def test_a_single_members_rows_and_empty_rows(run: Run) -> None:
-    alone = [row for row in run.steps if row["member"] == 2]
+def test_a_single_members_records_and_an_empty_history(run: Run) -> None:
+    alone = RunHistory.from_rows(
+        [row for row in run.history.steps if row["member"] == 2],
+        metric=run.history.metric,
+        mode=run.history.mode,
+    )
     for draw in (plot_scores, plot_hyperparameters, plot_lineage, plot_schedule):
-        assert isinstance(draw(alone, []), Figure)
-    page = render_html(alone, [])
+        assert isinstance(draw(alone), Figure)
+    page = render_html(alone)
     assert page.count('<img src="data:image/png;base64,') == 4
-    assert best_member(alone).member == 2  # type: ignore[union-attr]
-    empty = render_html([], [], [], {})
+    assert alone.best().member == 2  # type: ignore[union-attr]
+    empty = render_html(RunHistory(), {})
     assert "<img" not in empty and "nothing to plot" in empty
     assert "none (no completed step)" in empty and "No configuration recorded" in empty
-    assert history_frame([]).empty
+    assert RunHistory().frame().empty
 
 
-def test_async_rows_going_back_in_epochs(tmp_path: Any) -> None:
-    steps, exploits = async_rows()
-    best = best_member(steps, exploits)
+def test_async_records_going_back_in_epochs(tmp_path: Any) -> None:
+    history = async_history()
+    best = history.best()
     assert best is not None and (best.member, best.epoch, best.score) == (1, 5, 0.9)
-    fig = plot_schedule(steps, exploits)
+    fig = plot_schedule(history)
     panels = [ax for ax in fig.axes if by_gid(ax.lines, "schedule")]
     (line,) = by_gid(panels[0].lines, "schedule")
     assert list(line.get_xdata()) == [0, 1, 2, 3, 4, 5]
     assert list(line.get_ydata()) == [0.1, 0.1, 0.1, 0.1, 0.12, 0.12]  # member 0's lr, then the explored one
-    lineage_fig = plot_lineage(steps, exploits)
+    lineage_fig = plot_lineage(history)
     bold = by_gid(lineage_fig.axes[0].lines, "lineage")
     assert [(line.get_ydata()[0], *line.get_xdata()) for line in bold] == [(0, 0, 3), (1, 3, 5)]
-    page = write_html(tmp_path / "async.html", steps, exploits).read_text()
+    page = write_html(tmp_path / "async.html", history).read_text()
     assert "<td>0-3</td><td>0</td>" in page and "<td>3-5</td><td>1</td>" in page
+    assert "higher is better" in page  # no mode reads as "max", as the history ranks it
 
 
 def test_failures_are_marked(failing_run: Run) -> None:
-    fig = plot_scores(failing_run.steps, failing_run.exploits, failures=failing_run.failures)
+    fig = plot_scores(failing_run.history)
     marks = by_gid(fig.axes[0].collections, "failures")
-    assert sum(len(m.get_offsets()) for m in marks) == len(failing_run.failures)
-    lineage_fig = plot_lineage(failing_run.steps, failing_run.exploits, failures=failing_run.failures)
+    assert sum(len(m.get_offsets()) for m in marks) == len(failing_run.history.failures)
+    lineage_fig = plot_lineage(failing_run.history)
     (crosses,) = by_gid(lineage_fig.axes[0].collections, "failures")
-    assert sorted(crosses.get_offsets()[:, 1]) == sorted(f["member"] for f in failing_run.failures)
+    assert sorted(crosses.get_offsets()[:, 1]) == sorted(f["member"] for f in failing_run.history.failures)
     replaced = [
         p for p in lineage_fig.axes[0].patches if isinstance(p, FancyArrowPatch) and p.get_linestyle() == "--"
     ]
-    assert len(replaced) == sum(e["reason"] == "failure" for e in failing_run.exploits)
+    assert len(replaced) == sum(e["reason"] == "failure" for e in failing_run.history.exploits)

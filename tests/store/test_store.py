@@ -39,14 +39,15 @@ def test_journal_holds_the_same_rows_as_the_trainer(tmp_path: Path) -> None:
     trainer = _failing_sometimes_trainer(tmp_path)
     trainer.train()
     run = load_run(tmp_path)
-    assert run["steps"] == trainer.history
-    assert run["exploits"] == trainer.exploits
-    assert run["failures"] == trainer.failures
+    assert list(run.history.steps) == trainer.history
+    assert list(run.history.exploits) == trainer.exploits
+    assert list(run.history.failures) == trainer.failures
     assert trainer.exploits and trainer.failures, "the run should exercise exploits and failures"
-    assert run["finished"] and run["best_member"] == trainer.best_member
-    assert [m["id"] for m in run["members"]] == list(range(5))
+    assert run.finished and run.best_member == trainer.best_member
+    assert (run.metric, run.mode) == (trainer.metric, trainer.mode)
+    assert [m["id"] for m in run.members] == list(range(5))
     # Tuples (a Choice of Adam-style betas) survive the journal.
-    assert isinstance(run["steps"][0]["hyperparameters"]["kind"], tuple)
+    assert isinstance(run.history.steps[0]["hyperparameters"]["kind"], tuple)
 
 
 def test_journal_is_sqlite_in_wal_mode(tmp_path: Path) -> None:
@@ -69,9 +70,9 @@ def test_disk_use_stays_within_two_states_per_member(tmp_path: Path) -> None:
 def test_checkpoints_load_without_pickle_and_detect_damage(tmp_path: Path) -> None:
     path = tmp_path / "state.npz"
     state = {"weights/0000": np.arange(6.0).reshape(2, 3), "optimizer/step": np.array(3)}
-    from pybt.store import _npz_bytes
+    from pybt.store.files import npz_bytes
 
-    data = _npz_bytes(state)
+    data = npz_bytes(state)
     write_atomically(path, data)
     import hashlib
 
@@ -83,7 +84,7 @@ def test_checkpoints_load_without_pickle_and_detect_damage(tmp_path: Path) -> No
     assert read_checkpoint(path, digest) is None
     assert read_checkpoint(tmp_path / "missing.npz", digest) is None
     with pytest.raises(pybt.PyBTError, match="Python objects"):
-        _npz_bytes({"bad": np.array([object()], dtype=object)})
+        npz_bytes({"bad": np.array([object()], dtype=object)})
 
 
 def test_json_values_keep_tuples() -> None:
@@ -92,8 +93,8 @@ def test_json_values_keep_tuples() -> None:
 
 
 def test_keras_run_resumes_after_an_interruption(tmp_path: Path) -> None:
-    import keras
-    from sklearn.datasets import load_digits
+    keras = pytest.importorskip("keras")
+    load_digits = pytest.importorskip("sklearn.datasets").load_digits
 
     from pybt.model import KerasModelWrapper
 
@@ -140,7 +141,7 @@ def test_keras_run_resumes_after_an_interruption(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     cut = store.latest_cut()
     store.close()
-    assert cut is not None and not load_run(tmp_path)["finished"]
+    assert cut is not None and not load_run(tmp_path).finished
 
     resumed = make([])
     model, score = resumed.train()

@@ -1,61 +1,30 @@
-"""Keras 3 models as PBT members, on whichever backend Keras runs on.
-
-PyBT never picks a backend: Keras reads ``KERAS_BACKEND`` (or its config file) as usual.
-Each member is a clone of the user's model with its own fresh initialization (or the given
-weights, with ``keep_weights=True``), compiled with fresh copies of the compile arguments.
-Hyperparameters that name an optimizer attribute (``learning_rate``, ``momentum``,
-``beta_1``, ``weight_decay``, ...) are set on the live optimizer before each step, without
-recompiling; ``batch_size`` goes to ``fit``.
-
-For reproducible runs, PyBT seeds Keras's global random state
-(``keras.utils.set_random_seed``) from the member's seed before it builds and trains each
-member.
-"""
+"""The Keras member: one compiled clone of the user's model, trained, scored and copied."""
 
 from __future__ import annotations
 
 import copy
-import functools
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from pybt.errors import MissingDependencyError, PyBTError, invalid_argument, missing_extra
+from pybt._validate import check_integer
+from pybt.errors import PyBTError, describe_exception, invalid_argument
 from pybt.model.base import Metrics, ModelWrapper, State, finite_metrics
+from pybt.model.keras.backend import load_keras, seed_callback
+from pybt.model.keras.optimizer import is_tunable, plain_value
+from pybt.model.keras.serialization import (
+    custom_objects,
+    deserialize,
+    deserialize_model,
+    serialize_model,
+    split_compile_kwargs,
+)
 from pybt.space import Domain, IntUniform, LogUniform
 
 _FIT_KEYS_PYBT_OWNS = ("epochs", "initial_epoch")
 _DEFAULT_BATCH_SIZE = 32  # what keras.Model.fit uses when given none
 _FITS_KEY = "pybt/fits"
-
-
-def _keras() -> Any:
-    try:
-        import keras
-    except ModuleNotFoundError as error:
-        if error.name == "keras":
-            raise missing_extra("Keras", "keras") from error
-        raise MissingDependencyError(
-            f"Keras is installed but could not load its backend ({error}). Install a backend "
-            f"(tensorflow, jax or torch) and select it with the KERAS_BACKEND environment variable."
-        ) from error
-    if not hasattr(keras, "Model") or int(keras.__version__.split(".")[0]) < 3:
-        raise MissingDependencyError(
-            f"PyBT needs Keras 3, found {keras.__version__}. Upgrade it: pip install -U 'pybt[keras]'"
-        )
-    return keras
-
-
-def _fresh(value: Any) -> Any:
-    """A new copy of a compile argument, so members never share optimizer or metric state."""
-    if isinstance(value, (list, tuple)):
-        return type(value)(_fresh(item) for item in value)
-    if isinstance(value, dict):
-        return {key: _fresh(item) for key, item in value.items()}
-    if hasattr(value, "get_config") and hasattr(type(value), "from_config"):
-        return type(value).from_config(value.get_config())
-    return value
 
 
 def _first_rows(x: Any) -> Any:
@@ -80,7 +49,7 @@ class KerasModelWrapper(ModelWrapper):
     """
 
     def __init__(self, model: Any, *, keep_weights: bool = False, **compile_kwargs: Any) -> None:
-        keras = _keras()
+        keras = load_keras()
         if not isinstance(model, keras.Model):
             raise invalid_argument(
                 "KerasModelWrapper(model)", type(model).__name__, "a keras.Model", "Wrap a Keras 3 model."
@@ -94,36 +63,83 @@ class KerasModelWrapper(ModelWrapper):
             )
         self._template = model
         self._keep_weights = keep_weights
-        self._compile_kwargs = dict(compile_kwargs)
-        self._build_input: Any = None
-        self._given_batch_size = _DEFAULT_BATCH_SIZE
-        self._probe_optimizer = self._compiled_clone().optimizer
+        # Keras finds only its own classes (and registered ones) by name when it deserializes;
+        # the user's travel with the wrapper, so one defined in a script or notebook rebuilds too.
+        self._custom_objects = custom_objects(keras, model, compile_kwargs)
+        try:
+            probe = self._clone()
+        except (NotImplementedError, TypeError, ValueError) as error:  # no config Keras can rebuild it from
+            name = type(model).__name__
+            raise invalid_argument(
+                "KerasModelWrapper(model)",
+                name,
+                "a model Keras can clone: Sequential, functional, or a subclass whose get_config() "
+                "returns its constructor arguments",
+                f"Implement {name}.get_config() (and from_config()); Keras's reason is chained below.",
+            ) from error
+        try:
+            self._compile_configs, self._compile_as_given = split_compile_kwargs(keras, compile_kwargs)
+            self._compile(probe)
+        except (ValueError, TypeError, NotImplementedError) as error:
+            raise invalid_argument(
+                "KerasModelWrapper(**compile_kwargs)",
+                compile_kwargs,
+                "arguments model.compile() accepts",
+                f"Keras refused them: {describe_exception(error)}",
+            ) from error
+        # The compiled optimizer (a name given to compile() resolved) as a config: the checks
+        # read the settings of a fresh one, touching no member's.
+        self._optimizer_config = keras.saving.serialize_keras_object(probe.optimizer)
+        self._given_batch_size = _DEFAULT_BATCH_SIZE  # prepare() keeps the one fit_args give
+        self._build_input: Any = None  # prepare() keeps the first rows of fit_args['x']
         self.model: Any = None  # set on members by spawn()
         self._seed = 0
         self._fits = 0
 
-    def _compiled_clone(self) -> Any:
-        keras = _keras()
-        clone = keras.models.clone_model(self._template)
+    def _clone(self) -> Any:
+        """A new model like the template: fresh weights, or the template's with keep_weights."""
+        clone = load_keras().models.clone_model(self._template)
         if self._keep_weights:
             clone.set_weights(self._template.get_weights())
-        try:
-            clone.compile(**_fresh(self._compile_kwargs))
-            loss = self._compile_kwargs.get("loss")
-            if isinstance(loss, str):
-                keras.losses.get(loss)
-        except (ValueError, TypeError) as error:
-            raise invalid_argument(
-                "KerasModelWrapper(**compile_kwargs)",
-                self._compile_kwargs,
-                "arguments model.compile() accepts",
-                f"Keras refused them: {error}",
-            ) from error
         return clone
 
+    def _compile(self, model: Any) -> None:
+        """Compile ``model`` with compile arguments of its own, rebuilt from their configs."""
+        keras = load_keras()
+        kwargs = {
+            name: deserialize(keras, config, self._custom_objects)
+            for name, config in self._compile_configs.items()
+        }
+        model.compile(**kwargs, **self._compile_as_given)
+        loss = self._compile_as_given.get("loss")
+        if isinstance(loss, str):
+            keras.losses.get(loss)  # compile() takes any string; refuse an unknown loss now, not at fit
+
+    def _compiled_clone(self) -> Any:
+        clone = self._clone()
+        self._compile(clone)
+        return clone
+
+    def _optimizer(self) -> Any:
+        """A new optimizer like the members', to read its settings from."""
+        return deserialize(load_keras(), self._optimizer_config, self._custom_objects)
+
     # ---- population ---------------------------------------------------------------------
+    def prepare(
+        self, space: Mapping[str, Domain], fit_args: Mapping[str, Any], eval_args: Mapping[str, Any]
+    ) -> None:
+        """Check the space and the data, then keep what members need from ``fit_args``.
+
+        The batch size the user gave ``fit`` is member 0's (``given_hyperparameters``), and the
+        first rows of ``x`` build a model that has no Input layer (in ``spawn``, ``set_state``
+        and when a wrapper is unpickled).
+        """
+        super().prepare(space, fit_args, eval_args)
+        self._given_batch_size = int(fit_args.get("batch_size") or _DEFAULT_BATCH_SIZE)
+        self._build_input = _first_rows(fit_args["x"])
+
     def spawn(self, seed: int) -> KerasModelWrapper:
-        _keras().utils.set_random_seed(seed)
+        load_keras().utils.set_random_seed(seed)
         member = copy.copy(self)
         member.model = self._compiled_clone()
         member._seed, member._fits = seed, 0
@@ -139,10 +155,10 @@ class KerasModelWrapper(ModelWrapper):
         return {"learning_rate": LogUniform(1e-7, 1e-1), "batch_size": IntUniform(8, 512, log=True)}
 
     def check_hyperparameters(self, space: Mapping[str, Domain]) -> None:
-        optimizer = self._probe_optimizer
-        schedule = getattr(optimizer, "_learning_rate", None)
-        schedule_class = _keras().optimizers.schedules.LearningRateSchedule
-        if "learning_rate" in space and isinstance(schedule, schedule_class):
+        optimizer = self._optimizer()
+        # The config holds a float learning rate, or the serialized schedule (a dict) when the
+        # optimizer was given one (or a function), which Keras cannot overwrite with a number.
+        if "learning_rate" in space and isinstance(optimizer.get_config().get("learning_rate"), dict):
             raise invalid_argument(
                 "hyperparameters['learning_rate']",
                 space["learning_rate"],
@@ -151,8 +167,8 @@ class KerasModelWrapper(ModelWrapper):
                 "log=True)}), or give the optimizer a float learning rate.",
             )
         for name in space:
-            if name != "batch_size" and not _is_tunable(optimizer, name):
-                tunable = sorted(attr for attr in vars(optimizer) if _is_tunable(optimizer, attr))
+            if name != "batch_size" and not is_tunable(optimizer, name):
+                tunable = sorted(attr for attr in vars(optimizer) if is_tunable(optimizer, attr))
                 raise invalid_argument(
                     "hyperparameters",
                     name,
@@ -161,12 +177,13 @@ class KerasModelWrapper(ModelWrapper):
                 )
 
     def given_hyperparameters(self, space: Mapping[str, Domain]) -> dict[str, Any]:
+        optimizer = self._optimizer()
         given: dict[str, Any] = {}
         for name in space:
             if name == "batch_size":
                 given[name] = self._given_batch_size
             else:
-                given[name] = _plain(getattr(self._probe_optimizer, name))
+                given[name] = plain_value(getattr(optimizer, name))
         return given
 
     def check_args(self, fit_args: Mapping[str, Any], eval_args: Mapping[str, Any]) -> None:
@@ -186,15 +203,15 @@ class KerasModelWrapper(ModelWrapper):
             raise invalid_argument(
                 "step_args['fit_args']", owned, "no epoch counts", "Set step_args['epochs_per_step'] instead."
             )
-        self._given_batch_size = int(fit_args.get("batch_size") or _DEFAULT_BATCH_SIZE)
-        self._build_input = _first_rows(fit_args["x"])
+        if fit_args.get("batch_size") is not None:  # None is Keras's default, as absent
+            check_integer("step_args['fit_args']['batch_size']", fit_args["batch_size"], 1)
 
     def default_metric(self, metrics: Metrics) -> str:
         """The first compiled metric, else the loss."""
         return next((name for name in metrics if name != "loss"), "loss")
 
     def _apply(self, hyperparameters: Mapping[str, Any]) -> None:
-        keras = _keras()
+        keras = load_keras()
         optimizer = self.model.optimizer
         retrace = False
         for name, value in hyperparameters.items():
@@ -214,7 +231,7 @@ class KerasModelWrapper(ModelWrapper):
 
     # ---- training -------------------------------------------------------------------------
     def fit(self, hyperparameters: Mapping[str, Any], epochs: int, fit_args: Mapping[str, Any]) -> Metrics:
-        keras = _keras()
+        keras = load_keras()
         self._apply(hyperparameters)
         args = {"verbose": 0, **fit_args}
         if "batch_size" in hyperparameters:
@@ -224,7 +241,7 @@ class KerasModelWrapper(ModelWrapper):
         # model's first fit in this process (a member restored from a checkpoint has not had
         # one), so only then are the epochs' shuffling and dropout the same either way.
         seed = (self._seed + 7919 * self._fits) % 2**32
-        args["callbacks"] = [*(args.get("callbacks") or []), _seed_callback(keras)(seed)]
+        args["callbacks"] = [*(args.get("callbacks") or []), seed_callback(keras)(seed)]
         history = self.model.fit(epochs=epochs, **args)
         return finite_metrics({name: values[-1] for name, values in history.history.items() if values}, "fit")
 
@@ -270,9 +287,7 @@ class KerasModelWrapper(ModelWrapper):
         if _FITS_KEY in state:
             self._fits = int(np.asarray(state[_FITS_KEY]))
 
-    # ---- pickling (to Ray actors and other processes) ------------------------------------------
-    _KERAS_OBJECT = "__pybt_keras_object__"  # tags a Keras object sent as (class, config)
-
+    # ---- copies and pickling (to Ray actors and other processes) ---------------------------------
     def __copy__(self) -> KerasModelWrapper:
         # spawn() makes members with copy.copy: a plain shallow copy, not the pickling below.
         clone = object.__new__(type(self))
@@ -280,112 +295,19 @@ class KerasModelWrapper(ModelWrapper):
         return clone
 
     def __getstate__(self) -> dict[str, Any]:
-        """Travel as the model's config and weights plus the compile arguments' configs.
-
-        Live Keras objects hold backend variables; configs and NumPy arrays pickle on every
-        backend and rebuild on whichever the receiving process runs. A member also carries its
-        state (weights and optimizer slots) and comes back trained as far as it was.
-        """
+        """Everything but the live models as it is (configs, arrays, the user's classes); the
+        template as its Keras config and weights; a member's model as its state."""
         state = dict(self.__dict__)
-        state["_template"] = self._portable_model(self._template)
-        state["_compile_kwargs"] = self._portable(self._compile_kwargs)
-        state["_probe_optimizer"] = self._portable(self._probe_optimizer)
+        state["_template"] = serialize_model(load_keras(), self._template)
         state["model"] = None if self.model is None else self.get_state()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        member_state = state.pop("model")
         self.__dict__.update(state)
-        self._template = self._rebuilt_model(state["_template"])
-        self._compile_kwargs = self._rebuilt(state["_compile_kwargs"])
-        self._probe_optimizer = self._rebuilt(state["_probe_optimizer"])
+        self._template = deserialize_model(
+            load_keras(), state["_template"], self._custom_objects, self._build_input
+        )
         self.model = None
-        if member_state is not None:
+        if state["model"] is not None:
             self.model = self._compiled_clone()
-            self.set_state(member_state)
-
-    @classmethod
-    def _portable(cls, value: Any) -> Any:
-        """Keras objects (optimizers, losses, metrics) inside ``value`` as (class, config)."""
-        if isinstance(value, (list, tuple)):
-            return type(value)(cls._portable(item) for item in value)
-        if isinstance(value, dict):
-            return {key: cls._portable(item) for key, item in value.items()}
-        if hasattr(value, "get_config") and hasattr(type(value), "from_config"):
-            return (cls._KERAS_OBJECT, type(value), value.get_config())
-        return value
-
-    @classmethod
-    def _rebuilt(cls, value: Any) -> Any:
-        if isinstance(value, tuple) and len(value) == 3 and value[0] == cls._KERAS_OBJECT:
-            return value[1].from_config(value[2])
-        if isinstance(value, (list, tuple)):
-            return type(value)(cls._rebuilt(item) for item in value)
-        if isinstance(value, dict):
-            return {key: cls._rebuilt(item) for key, item in value.items()}
-        return value
-
-    @classmethod
-    def _portable_model(cls, model: Any) -> Any:
-        try:
-            config = model.get_config()
-        except NotImplementedError:  # a subclassed model without get_config: Keras pickles it
-            return model
-        weights = [np.array(w) for w in model.get_weights()] if model.built else None
-        return (cls._KERAS_OBJECT, type(model), config, weights)
-
-    def _rebuilt_model(self, portable: Any) -> Any:
-        if not (isinstance(portable, tuple) and portable and portable[0] == self._KERAS_OBJECT):
-            return portable
-        _, model_class, config, weights = portable
-        model = model_class.from_config(config)
-        if weights is not None:
-            if not model.built and self._build_input is not None:
-                model(self._build_input)
-            if not model.built:
-                raise PyBTError(
-                    f"{model_class.__name__}.from_config() gave an unbuilt model, so its weights cannot "
-                    f"be restored in this process. Give the model an Input layer (keras.Input(shape=...))."
-                )
-            model.set_weights(weights)
-        return model
-
-
-@functools.cache
-def _seed_callback(keras: Any) -> Any:
-    """The callback class that seeds Keras at the start of training (made once keras is imported)."""
-
-    class SeedAtTrainBegin(keras.callbacks.Callback):
-        def __init__(self, seed: int) -> None:
-            super().__init__()
-            self.seed = seed
-
-        def on_train_begin(self, logs: Any = None) -> None:
-            keras.utils.set_random_seed(self.seed)
-
-    return SeedAtTrainBegin
-
-
-def _is_tunable(optimizer: Any, name: str) -> bool:
-    """An optimizer attribute PBT can set: the learning rate, or a number-valued setting."""
-    if name.startswith("_"):
-        return False
-    if name == "learning_rate":
-        return True
-    value = getattr(optimizer, name, None)
-    return (value is None and name in vars(optimizer)) or _is_number_like(value)
-
-
-def _is_number_like(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, (int, float)):
-        return True
-    return hasattr(value, "assign") and hasattr(value, "numpy") and np.ndim(value.numpy()) == 0
-
-
-def _plain(value: Any) -> Any:
-    """A Python number from an optimizer attribute (a float, or a Keras variable)."""
-    if hasattr(value, "numpy"):
-        return value.numpy().item()
-    return value
+            self.set_state(state["model"])

@@ -1,8 +1,7 @@
-"""PyTorch plumbing for :mod:`pybt.model.torch`: seeding, devices, batches, and tensors to NumPy.
+"""How data reaches a member's module: seeding, devices, and batches made from arrays or a loader.
 
-Kept apart from the wrapper so that ``torch.py`` reads as what a member does (train, score,
-hand its state over) and this file as how tensors get there. Like the wrapper, nothing here
-imports torch at module level: the functions take the ``torch`` module as an argument.
+Like the rest of the package, nothing here imports torch at module level: each function takes
+the ``torch`` module as an argument, so ``import pybt.model.torch`` works without PyTorch.
 """
 
 from __future__ import annotations
@@ -16,12 +15,11 @@ import numpy as np
 from pybt.errors import invalid_argument
 
 LOADER_KEY = "loader"
-_BITS = {1: "uint8", 2: "int16", 4: "int32", 8: "int64"}
 
 
 # ---- randomness and devices --------------------------------------------------------------------
 @contextlib.contextmanager
-def _seeded(torch: Any, seed: int, device: Any) -> Iterator[None]:
+def seeded(torch: Any, seed: int, device: Any) -> Iterator[None]:
     """Seed the CPU (and the module's CUDA device) RNG inside, restore the global RNG after."""
     cuda = device.type == "cuda"
     index = (device.index if device.index is not None else torch.cuda.current_device()) if cuda else None
@@ -33,7 +31,8 @@ def _seeded(torch: Any, seed: int, device: Any) -> Iterator[None]:
         yield
 
 
-def _device_of(torch: Any, module: Any) -> Any:
+def device_of(torch: Any, module: Any) -> Any:
+    """Where the module's parameters (else its buffers, else the CPU) live."""
     for tensor in module.parameters():
         return tensor.device
     for tensor in module.buffers():
@@ -41,22 +40,23 @@ def _device_of(torch: Any, module: Any) -> Any:
     return torch.device("cpu")
 
 
-def _to_device(torch: Any, value: Any, device: Any) -> Any:
+def to_device(torch: Any, value: Any, device: Any) -> Any:
+    """``value`` with every tensor in it (nested in dicts, tuples, lists) moved to ``device``."""
     if isinstance(value, torch.Tensor):
         # Non-blocking only towards an accelerator: a non-blocking copy to the CPU may be read
         # before it has landed.
         return value.to(device, non_blocking=device.type != "cpu")
     if isinstance(value, Mapping):
-        return {key: _to_device(torch, item, device) for key, item in value.items()}
+        return {key: to_device(torch, item, device) for key, item in value.items()}
     if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
-        return type(value)(*(_to_device(torch, item, device) for item in value))
+        return type(value)(*(to_device(torch, item, device) for item in value))
     if isinstance(value, (list, tuple)):
-        return type(value)(_to_device(torch, item, device) for item in value)
+        return type(value)(to_device(torch, item, device) for item in value)
     return value
 
 
 # ---- batches ------------------------------------------------------------------------------------
-class _Batches:
+class Batches:
     """The batches of one fit or evaluation, from arrays or from a loader, on the module's device."""
 
     def __init__(
@@ -71,23 +71,24 @@ class _Batches:
             )
             self._x = _as_tensors(torch, args["x"], float_dtype, "x", targets=False)
             self._y = _as_tensors(torch, args["y"], float_dtype, "y", targets=True) if "y" in args else None
-            self._n = _length(args["x"])
+            self._n = length(args["x"])
 
     def iterate(self, generator: Any) -> Iterator[Any]:
+        """One pass over the data, shuffled with ``generator`` when shuffling is on."""
         torch = self._torch
         if self._loader is not None:
             for batch in self._loader:
-                yield _to_device(torch, batch, self._device)
+                yield to_device(torch, batch, self._device)
             return
         order = torch.randperm(self._n, generator=generator) if self._shuffle else None
         for start in range(0, self._n, self._batch_size):
             stop = min(start + self._batch_size, self._n)
             where = order[start:stop] if order is not None else slice(start, stop)
-            x = _to_device(torch, _take(self._x, where), self._device)
+            x = to_device(torch, _take(self._x, where), self._device)
             if self._y is None:
                 yield x
             else:
-                yield x, _to_device(torch, _take(self._y, where), self._device)
+                yield x, to_device(torch, _take(self._y, where), self._device)
 
 
 def _as_tensors(torch: Any, value: Any, float_dtype: Any, name: str, targets: bool) -> Any:
@@ -107,7 +108,7 @@ def _as_tensors(torch: Any, value: Any, float_dtype: Any, name: str, targets: bo
         tensor = torch.from_numpy(array)  # shares memory: no copy of the user's data
     if tensor.is_floating_point() and tensor.dtype != float_dtype:
         tensor = tensor.to(float_dtype)
-    elif targets and _is_integer(torch, tensor):
+    elif targets and is_integer_tensor(torch, tensor):
         tensor = tensor.long()  # class indices: what the classification losses take
     return tensor
 
@@ -120,18 +121,21 @@ def _take(value: Any, where: Any) -> Any:
     return value[where]
 
 
-def _length(value: Any) -> int:
+def length(value: Any) -> int:
+    """The number of samples in an array, or in the first of a tuple or dict of arrays."""
     if isinstance(value, tuple) and value:
-        return _length(value[0])
+        return length(value[0])
     if isinstance(value, Mapping) and value:
-        return _length(next(iter(value.values())))
+        return length(next(iter(value.values())))
     shape = getattr(value, "shape", None)
     if shape is not None:
         return int(shape[0]) if len(shape) > 0 else 0
     return len(value)
 
 
-def _split(batch: Any) -> tuple[Any, Any]:
+# ---- one batch ----------------------------------------------------------------------------------
+def split(batch: Any) -> tuple[Any, Any]:
+    """``(inputs, targets)`` from a batch of the default loops."""
     if isinstance(batch, (tuple, list)) and len(batch) == 2:
         return batch[0], batch[1]
     raise invalid_argument(
@@ -142,7 +146,8 @@ def _split(batch: Any) -> tuple[Any, Any]:
     )
 
 
-def _call(module: Any, inputs: Any) -> Any:
+def call(module: Any, inputs: Any) -> Any:
+    """The module's outputs: a dict of inputs goes in as keywords, a tuple or list as positionals."""
     if isinstance(inputs, Mapping):
         return module(**inputs)
     if isinstance(inputs, (tuple, list)):
@@ -150,13 +155,14 @@ def _call(module: Any, inputs: Any) -> Any:
     return module(inputs)
 
 
-def _batch_len(torch: Any, targets: Any) -> int:
+def batch_len(torch: Any, targets: Any) -> int:
+    """How many samples a batch holds, counted on its targets."""
     if isinstance(targets, torch.Tensor) and targets.ndim > 0:
         return int(targets.shape[0])
-    return _length(targets) if isinstance(targets, (tuple, Mapping)) else 1
+    return length(targets) if isinstance(targets, (tuple, Mapping)) else 1
 
 
-def _is_classification(torch: Any, outputs: Any, targets: Any) -> bool:
+def is_classification(torch: Any, outputs: Any, targets: Any) -> bool:
     """``[N, C]`` logits against ``[N]`` integer class indices."""
     return (
         isinstance(outputs, torch.Tensor)
@@ -164,44 +170,18 @@ def _is_classification(torch: Any, outputs: Any, targets: Any) -> bool:
         and outputs.ndim == 2
         and targets.ndim == 1
         and outputs.shape[0] == targets.shape[0]
-        and _is_integer(torch, targets)
+        and is_integer_tensor(torch, targets)
     )
 
 
-def _is_integer(torch: Any, tensor: Any) -> bool:
+def is_integer_tensor(torch: Any, tensor: Any) -> bool:
     return not tensor.is_floating_point() and not tensor.is_complex() and tensor.dtype != torch.bool
 
 
-def _number(torch: Any, value: Any) -> Any:
+def number(torch: Any, value: Any) -> Any:
     """A Python number from a tensor or number (anything else is left for finite_metrics to refuse)."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             return value.detach().cpu().numpy()
         return value.detach().cpu().item()
     return value
-
-
-# ---- state conversion ---------------------------------------------------------------------------
-def _export(torch: Any, key: str, tensor: Any) -> tuple[str, np.ndarray]:
-    """A copy of ``tensor`` as an array (never a view), and its key."""
-    tensor = tensor.detach().resolve_conj().resolve_neg()
-    try:
-        return key, tensor.to("cpu", copy=True).numpy()
-    except TypeError:  # a dtype NumPy lacks (bfloat16, float8...): keep the raw bits
-        bits = getattr(torch, _BITS[tensor.element_size()])
-        dtype = str(tensor.dtype).removeprefix("torch.")
-        return f"{key}@{dtype}", tensor.view(bits).to("cpu", copy=True).numpy()
-
-
-def _import(torch: Any, array: Any, dtype: str, key: str) -> Any:
-    """A new tensor from a state array (the raw bits of ``dtype`` when the key names one)."""
-    array = np.asarray(array)
-    if array.dtype.kind not in "biufc":
-        raise invalid_argument(f"state[{key!r}]", f"an array of dtype {array.dtype}", "a numeric array")
-    tensor = torch.from_numpy(np.array(array, copy=True, dtype=array.dtype.newbyteorder("=")))
-    if dtype:
-        target = getattr(torch, dtype, None)
-        if not isinstance(target, torch.dtype):
-            raise invalid_argument(f"state[{key!r}]", dtype, "a torch dtype after '@'")
-        tensor = tensor.view(target)
-    return tensor

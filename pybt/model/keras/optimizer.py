@@ -1,0 +1,32 @@
+"""Which optimizer attributes PBT can tune, and their plain Python values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def is_tunable(optimizer: Any, name: str) -> bool:
+    """An optimizer attribute PBT can set: the learning rate, or a number-valued setting."""
+    if name.startswith("_"):
+        return False
+    if name == "learning_rate":
+        return True
+    value = getattr(optimizer, name, None)
+    return (value is None and name in vars(optimizer)) or is_number_like(value)
+
+
+def is_number_like(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    return hasattr(value, "assign") and hasattr(value, "numpy") and np.ndim(value.numpy()) == 0
+
+
+def plain_value(value: Any) -> Any:
+    """A Python number from an optimizer attribute (a float, or a Keras variable)."""
+    if hasattr(value, "numpy"):
+        return value.numpy().item()
+    return value
