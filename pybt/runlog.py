@@ -1,10 +1,11 @@
-"""The run log: where records are made, numbered once, and handed on.
+"""The run log: where records are made, numbered once, kept, and announced.
 
-Every record of a run goes through :class:`RunLog`: it takes the next ``sequence`` number,
-adds the record to the run's :class:`~pybt.history.RunHistory`, commits it to the run
-folder's journal (when there is one) and then calls the callbacks. The journal comes first,
-so a callback that fails never loses a record. On resume the log is reloaded from the
-journal and numbering continues after its last kept record.
+Every record of a run goes through :class:`RunLog` in two moves. :meth:`RunLog.keep` gives it
+the next ``sequence`` number, commits it to the run folder's journal (when there is one) and
+adds it to the run's :class:`~pybt.history.RunHistory` — journal first, so a failed write
+changes nothing and the same record can be kept again. :meth:`RunLog.announce` then calls the
+callbacks; a callback that fails stops the run, and no record is lost. On resume the log is
+reloaded from the journal and numbering continues after its last kept record.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pybt.store import RunStore
 
 
 class RunLog:
-    """Numbers records and hands each to the history, the journal and the callbacks."""
+    """Numbers records and hands each to the journal, the history and the callbacks."""
 
     def __init__(self, history: RunHistory, store: RunStore | None, callbacks: CallbackList) -> None:
         self.history = history
@@ -26,14 +27,16 @@ class RunLog:
         self.callbacks = callbacks
         self.sequence = history.last_sequence
 
-    def _next(self) -> int:
-        self.sequence += 1
-        return self.sequence
-
-    def _keep(self, record: Record) -> None:
-        self.history.add(record)
+    def keep(self, record: Record) -> Record:
+        """Commit ``record`` (numbered with :meth:`next_sequence`) to the journal, then the history."""
         if self.store is not None:
             self.store.record(record)
+        self.history.add(record)
+        self.sequence = record.sequence
+        return record
+
+    def next_sequence(self) -> int:
+        return self.sequence + 1
 
     def step(
         self,
@@ -45,7 +48,7 @@ class RunLog:
         seconds: float,
     ) -> StepRecord:
         record = StepRecord(
-            sequence=self._next(),
+            sequence=self.next_sequence(),
             member=member,
             epoch=epoch,
             hyperparameters=dict(hyperparameters),
@@ -53,8 +56,7 @@ class RunLog:
             score=score,
             seconds=seconds,
         )
-        self._keep(record)
-        self.callbacks.step(record)
+        self.keep(record)
         return record
 
     def exploit(
@@ -68,7 +70,7 @@ class RunLog:
         reason: str,
     ) -> ExploitRecord:
         record = ExploitRecord(
-            sequence=self._next(),
+            sequence=self.next_sequence(),
             member=member,
             donor=donor,
             epoch=epoch,
@@ -77,23 +79,30 @@ class RunLog:
             new_hyperparameters=dict(new_hyperparameters),
             reason=reason,
         )
-        self._keep(record)
-        self.callbacks.exploit(record)
+        self.keep(record)
         return record
 
     def failure(
         self, member: int, epoch: int, hyperparameters: Mapping[str, Any], error: str
     ) -> FailureRecord:
         record = FailureRecord(
-            sequence=self._next(),
+            sequence=self.next_sequence(),
             member=member,
             epoch=epoch,
             hyperparameters=dict(hyperparameters),
             error=error,
         )
-        self._keep(record)
-        self.callbacks.failure(record)
+        self.keep(record)
         return record
+
+    def announce(self, record: Record) -> None:
+        """Hand a kept record to the callbacks."""
+        if isinstance(record, StepRecord):
+            self.callbacks.step(record)
+        elif isinstance(record, ExploitRecord):
+            self.callbacks.exploit(record)
+        else:
+            self.callbacks.failure(record)
 
     def checkpoint(self, sequence: int) -> None:
         self.callbacks.checkpoint(sequence)

@@ -29,6 +29,16 @@ class Scored(NamedTuple):
 
 def score_step(result: StepResult, model: ModelWrapper, history: RunHistory) -> Scored:
     """The step's metrics and score; resolves the run's metric and mode at the first call."""
+    clashes = sorted(
+        f"train_{name}" for name in result.train_metrics if f"train_{name}" in result.eval_metrics
+    )
+    if clashes:
+        raise invalid_argument(
+            "evaluated metric names",
+            clashes,
+            "names that differ from the step's training metrics, which PyBT reports as train_<name>",
+            "Rename the evaluated metrics (or the step's), so neither overwrites the other.",
+        )
     metrics = {**result.eval_metrics, **{f"train_{k}": v for k, v in result.train_metrics.items()}}
     if result.error is not None:
         return Scored(metrics, None, result.error)

@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from pybt import _validate
 from pybt.callbacks.base import Callback
 from pybt.errors import invalid_argument
@@ -22,7 +24,7 @@ from pybt.policy.exploit import ExploitStrategy
 from pybt.policy.explore import ExploreStrategy
 from pybt.policy.ready import ReadyStrategy
 from pybt.space import Domain
-from pybt.store import describe
+from pybt.store import check_round_trip, describe
 
 _STEP_ARG_KEYS = ("epochs_per_step", "fit_args")
 
@@ -108,3 +110,72 @@ def run_description(
         "mode": mode,
         "seed": seed,
     }
+
+
+# Hyperparameters whose negative values no optimizer or data loader takes.
+NON_NEGATIVE = (
+    "lr",
+    "learning_rate",
+    "weight_decay",
+    "eps",
+    "epsilon",
+    "momentum",
+    "dampening",
+    "batch_size",
+)
+# What PyBT keeps per member besides its model (bookkeeping, snapshots, seeds), a generous guess.
+_BOOKKEEPING_BYTES = 4096
+
+
+def check_space(space: Mapping[str, Domain], initial: Any, journaled: bool) -> None:
+    """Values no run can use, refused before training: negative learning rates and the like,
+    and (with a run folder) values its journal would not give back as they went in."""
+    for name, domain in space.items():
+        lowest = domain.lowest()
+        if name in NON_NEGATIVE and lowest is not None and lowest < 0:
+            raise invalid_argument(
+                f"hyperparameters[{name!r}]", domain, f"a domain of values >= 0 ({name} cannot be negative)"
+            )
+    if journaled:
+        rng = np.random.default_rng(0)
+        for name, domain in space.items():
+            for value in getattr(domain, "options", None) or [domain.sample(rng)]:
+                check_round_trip(f"hyperparameters[{name!r}]", value)
+        for index, values in enumerate(initial or []):
+            if isinstance(values, Mapping):
+                for name, value in values.items():
+                    check_round_trip(f"initial_hyperparameters[{index}][{name!r}]", value)
+
+
+def check_population_fits(population_size: int, model: ModelWrapper, in_process: bool) -> None:
+    """Refuse, at once, a population this machine's memory cannot hold."""
+    available = _available_memory()
+    if available is None:
+        return
+    per_member = _BOOKKEEPING_BYTES
+    if in_process and population_size * per_member <= available:
+        # Each member lives here with its weights, and a copy of its state now and then.
+        per_member += 2 * sum(array.nbytes for array in model.spawn(0).get_state().values())
+    needed = population_size * per_member
+    if needed > available:
+        raise invalid_argument(
+            "population_size",
+            population_size,
+            f"a population this machine can hold: about {per_member:,} bytes per member make "
+            f"{needed / 2**30:.1f} GiB, and {available / 2**30:.1f} GiB are available",
+            "Use a smaller population, or RayExecutor to spread the members over machines.",
+        )
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None

@@ -44,6 +44,10 @@ class Domain(ABC):
         """A fresh value from the prior (PBT's *resample* explore)."""
         return self.sample(rng)
 
+    def lowest(self) -> float | None:
+        """The smallest number the domain can give (None when it gives no numbers)."""
+        return None
+
     def check(self, name: str, value: Any) -> Any:
         """Return ``value`` if it lies in the domain, else raise a PyBTError naming ``name``."""
         if not self.contains(value):
@@ -82,6 +86,9 @@ class Uniform(Domain):
 
     def contains(self, value: Any) -> bool:
         return _is_number(value) and self.low <= float(value) <= self.high
+
+    def lowest(self) -> float:
+        return self.low
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.low:g}, {self.high:g})"
@@ -146,6 +153,9 @@ class IntUniform(Domain):
             and self.low <= int(value) <= self.high
         )
 
+    def lowest(self) -> float:
+        return float(self.low)
+
     def __repr__(self) -> str:
         log = ", log=True" if self.log else ""
         return f"IntUniform({self.low}, {self.high}{log})"
@@ -176,6 +186,10 @@ class Choice(Domain):
     def contains(self, value: Any) -> bool:
         return value in self.options
 
+    def lowest(self) -> float | None:
+        numbers = [float(option) for option in self.options if _is_number(option)]
+        return min(numbers) if numbers else None
+
     def __repr__(self) -> str:
         ordered = ", ordered=True" if self.ordered else ""
         return f"Choice({list(self.options)!r}{ordered})"
@@ -195,6 +209,9 @@ class Fixed(Domain):
 
     def contains(self, value: Any) -> bool:
         return bool(value == self.value)
+
+    def lowest(self) -> float | None:
+        return float(self.value) if _is_number(self.value) else None
 
     def __repr__(self) -> str:
         return f"Fixed({self.value!r})"

@@ -13,8 +13,11 @@ carries the decisions out through the executor. The parts each own one job:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,11 +27,10 @@ from pybt import _validate
 from pybt.callbacks.base import Callback, CallbackList, TrainResult
 from pybt.callbacks.progress import ProgressBar
 from pybt.checkpoint import Checkpoints
-from pybt.errors import TrainingError, invalid_argument
+from pybt.errors import TrainingError
 from pybt.executor.base import Executor, StepResult
 from pybt.executor.serial import SerialExecutor
-from pybt.history import ExploitRecord, FailureRecord, RunHistory, StepRecord
-from pybt.lineage import ScheduleEntry, Segment
+from pybt.history import Record, RunHistory
 from pybt.model.base import ModelWrapper
 from pybt.objective import infer_mode
 from pybt.policy.done import DoneStrategy, StopAfter
@@ -36,9 +38,16 @@ from pybt.policy.exploit import ExploitStrategy, Truncation
 from pybt.policy.explore import ExploreStrategy, Perturb
 from pybt.policy.ready import ReadyAfter, ReadyStrategy
 from pybt.population import Decision, Exploit, Policies, Population, Wait, starting_hyperparameters
+from pybt.results import RunResults
 from pybt.runlog import RunLog
 from pybt.scoring import score_step
-from pybt.settings import check_arguments, parse_step_args, run_description
+from pybt.settings import (
+    check_arguments,
+    check_population_fits,
+    check_space,
+    parse_step_args,
+    run_description,
+)
 from pybt.space import Domain, as_space
 from pybt.store import RunStore
 
@@ -48,10 +57,9 @@ DEFAULT_STOP = StopAfter(20)
 DEFAULT_READY = ReadyAfter(4)
 DEFAULT_EXPLOIT = Truncation()
 DEFAULT_EXPLORE = Perturb()
-_PLOTS = ("scores", "hyperparameters", "lineage", "schedule")
 
 
-class Trainer:
+class Trainer(RunResults):
     """Trains a population of members of ``model`` with Population Based Training.
 
     ``train()`` returns ``(best_model, best_score)``: the best member's model as the user's own
@@ -96,7 +104,9 @@ class Trainer:
             model.default_space() if hyperparameters is None else as_space(hyperparameters)
         )
         model.prepare(self.space, self.fit_args, self.eval_args)
+        check_space(self.space, initial_hyperparameters, journaled=run_dir is not None)
         self.executor: Executor = executor if executor is not None else SerialExecutor()
+        check_population_fits(population_size, model, self.executor.members_in_process)
         self._owns_executor = executor is None
         self.verbose = verbose
         # A metric named up front has its direction known up front (or refused now).
@@ -128,6 +138,11 @@ class Trainer:
         self._checkpoints = Checkpoints(store, self.executor, self._population, self._log) if store else None
         self._running: set[int] = set()  # members with a step submitted and not yet reported
         self._waiting: set[int] = set()  # failed members waiting for a healthy donor
+        # A turn's work in progress, kept here so that an interrupted train() goes on exactly:
+        self._results: deque[StepResult] = deque()  # reported by the executor, not yet recorded
+        self._undecided: list[int] = []  # recorded, not yet decided for
+        self._decisions: deque[Decision] = deque()  # decided, not yet carried out
+        self._copied = False  # whether the pending decisions' states were copied
         self._started = False
         self._last_exception: BaseException | None = None
         # How many epochs a member may be ahead of the slowest live member when it starts a step.
@@ -138,24 +153,41 @@ class Trainer:
         """Run PBT until every member is done; return ``(best_model, best_score)``.
 
         With a ``run_dir`` that holds an unfinished run, training continues from its newest
-        checkpoint; a finished run returns its result without training.
+        checkpoint; a finished run returns its result without training. After an interrupt (or
+        any exception), calling ``train()`` again goes on exactly where this one stopped.
         """
         callbacks = self._log.callbacks
+        result = None
         try:
-            if not self._started:
-                self._start()
-            callbacks.train_begin()
-            while self._turn():
-                pass
-            result = self._finish()
-        except BaseException:
+            with self._writing():
+                if not self._started:
+                    self._start()
+                callbacks.train_begin()
+                while self._turn():
+                    pass
+                result = self._finish()
+        except BaseException as error:
+            if isinstance(error, KeyboardInterrupt):
+                print(self._how_to_go_on(), file=sys.stderr, flush=True)
             callbacks.train_end(None)
             raise
         finally:
-            if self._owns_executor:
-                self.executor.close()
+            if self._owns_executor and result is not None:
+                self.executor.close()  # kept open after an interrupt, for train() to go on
         callbacks.train_end(result)
         return result.model, result.score
+
+    def _writing(self) -> contextlib.AbstractContextManager[Any]:
+        """The run folder's lock and writer for this train() (a finished run only reads)."""
+        store = self._log.store
+        if store is None or store.is_complete():
+            return contextlib.nullcontext()
+        return store.writing()
+
+    def _how_to_go_on(self) -> str:
+        store = self._log.store
+        again = f"; or, in a new process, the same run_dir={str(store.path)!r} resumes" if store else ""
+        return f"pybt: interrupted. Call trainer.train() again to go on where it stopped{again}."
 
     def _start(self) -> None:
         self.executor.start(self.model, self.fit_args, self.eval_args)
@@ -166,30 +198,46 @@ class Trainer:
         self._started = True
 
     def _turn(self) -> bool:
-        """Submit idle members, take the finished steps, decide for them; False when all are done."""
+        """Submit idle members, take the finished steps, decide for them; False when all are done.
+
+        Everything a turn has taken and not yet carried out (results not yet recorded, members
+        not yet decided for, decisions not yet applied) is kept on the trainer, so an interrupted
+        turn is finished, not skipped, by the next train().
+        """
+        if self._decisions:  # an interrupted turn: finish it first
+            self._apply_decisions()
+            self._after_turn()
         if not (self._checkpoints is not None and self._checkpoints.draining):
-            for member in self._population.due(self._running | self._waiting, self._max_lead):
+            busy = self._running | self._waiting | set(self._undecided) | {r.member for r in self._results}
+            for member in self._population.due(busy, self._max_lead):
                 self.executor.submit(member.id, dict(member.hyperparameters), self._step_epochs(member.epoch))
                 self._running.add(member.id)
-        if not self._running:
+        if not (self._running or self._results or self._undecided):
             return False
         if self.executor.pending < len(self._running):
-            # Steps the trainer waits for that the executor no longer holds (an earlier
-            # train() was interrupted, and the executor was closed): waiting would never end.
+            # Steps the trainer waits for that the executor no longer holds (it was closed).
             raise TrainingError(
-                f"Members {sorted(self._running)} wait for steps the executor no longer runs "
-                f"(an earlier train() was interrupted). Create a new Trainer; with run_dir= it "
-                f"resumes from the last checkpoint."
+                f"Members {sorted(self._running)} wait for steps the executor no longer runs (it was "
+                f"closed). Create a new Trainer; with run_dir= it resumes from the last checkpoint."
             )
-        finished = []
-        for result in self.executor.completed():
-            self._running.discard(result.member)
-            self._record(result)
-            finished.append(result.member)
-        self._apply(self._population.decide(finished + sorted(self._waiting), self._running))
+        while self._results:  # reported before an interrupt, not yet recorded
+            self._record(self._results[0])
+        if self._running:
+            for result in self.executor.completed():
+                self._running.discard(result.member)
+                self._results.append(result)
+                self._record(result)
+        self._decisions = deque(
+            self._population.decide(self._undecided + sorted(self._waiting), self._running)
+        )
+        self._undecided, self._copied = [], False
+        self._apply_decisions()
+        self._after_turn()
+        return True
+
+    def _after_turn(self) -> None:
         if self._checkpoints is not None:
             self._checkpoints.after_turn(self._running)
-        return True
 
     def _step_epochs(self, epoch: int) -> int:
         """``epochs_per_step``, or fewer for the last step, so no member trains past the stop."""
@@ -199,45 +247,52 @@ class Trainer:
         return self.epochs_per_step
 
     def _record(self, result: StepResult) -> None:
+        """Score, keep and announce the next result (it leaves the queue once it is kept)."""
         member = self._population.members[result.member]
         metrics, score, error = score_step(result, self.model, self.run_history)
-        self._changed(member.id)
         if error is not None or score is None:
+            record: Record = self._log.failure(member.id, member.epoch, member.hyperparameters, str(error))
             self._population.failed(member.id)
             self._last_exception = result.exception
             logger.warning("member %d failed at epoch %d: %s", member.id, member.epoch, error)
-            self._log.failure(member.id, member.epoch, member.hyperparameters, str(error))
-            return
-        fitness = self.run_history.fitness(score)
-        self._population.stepped(member.id, result.epochs, score, fitness, metrics)
-        self._log.step(member.id, member.epoch, member.hyperparameters, metrics, score, result.seconds)
+        else:
+            epoch = member.epoch + result.epochs
+            record = self._log.step(member.id, epoch, member.hyperparameters, metrics, score, result.seconds)
+            self._population.stepped(
+                member.id, result.epochs, score, self.run_history.fitness(score), metrics
+            )
+        self._results.popleft()
+        self._undecided.append(member.id)
+        self._changed(member.id)
+        self._log.announce(record)
 
-    def _apply(self, decisions: Sequence[Decision]) -> None:
-        """Carry out the population's decisions: copy states, record exploits, update members."""
-        copies = [decision for decision in decisions if isinstance(decision, Exploit)]
-        if copies:
+    def _apply_decisions(self) -> None:
+        """Carry out the pending decisions: copy states, record exploits, update members."""
+        if self._decisions and not self._copied:
             # One call, so every copy reads its donor's state from before this decision.
-            self.executor.copy_states([(decision.donor.id, decision.member) for decision in copies])
-        for decision in decisions:
+            copies = [(d.donor.id, d.member) for d in self._decisions if isinstance(d, Exploit)]
+            if copies:
+                self.executor.copy_states(copies)
+            self._copied = True
+        while self._decisions:
+            decision = self._decisions[0]
+            record = None
             if isinstance(decision, Wait):
                 self._no_donor_for(decision.member)
-                continue
-            if isinstance(decision, Exploit):
+            elif isinstance(decision, Exploit):
                 member, donor = self._population.members[decision.member], decision.donor
-                self._waiting.discard(member.id)
-                self._changed(member.id)
-                logger.info(
-                    "member %d copied member %d at epoch %d (%s)",
-                    member.id,
-                    donor.id,
-                    donor.epoch,
-                    decision.reason,
-                )
-                self._log.exploit(
+                logger.info("member %d copied member %d at epoch %d", member.id, donor.id, donor.epoch)
+                record = self._log.exploit(
                     member.id, donor.id, donor.epoch, member.epoch, member.hyperparameters,
                     decision.hyperparameters, decision.reason,
                 )  # fmt: skip
-            self._population.apply(decision)
+                self._waiting.discard(member.id)
+                self._changed(member.id)
+            if not isinstance(decision, Wait):
+                self._population.apply(decision)
+            self._decisions.popleft()
+            if record is not None:
+                self._log.announce(record)
 
     def _no_donor_for(self, member_id: int) -> None:
         """No healthy member to copy: wait for one still training, or give up if none is."""
@@ -263,67 +318,3 @@ class Trainer:
         if self._checkpoints is not None:
             self._checkpoints.finish(best.member)
         return TrainResult(self.executor.model(best.member), float(best.score), best.member, best.epoch)
-
-    # ---- results ------------------------------------------------------------------------------
-    @property
-    def metric(self) -> str | None:
-        """The scored metric (known once the first step is evaluated, unless named)."""
-        return self.run_history.metric
-
-    @property
-    def mode(self) -> str | None:
-        """``"max"`` or ``"min"``: which way the score is better."""
-        return self.run_history.mode
-
-    @property
-    def history(self) -> list[StepRecord]:
-        """One record per completed member-step, in the order they were made."""
-        return list(self.run_history.steps)
-
-    @property
-    def exploits(self) -> list[ExploitRecord]:
-        """One record per exploit (and per failed member replaced), in order."""
-        return list(self.run_history.exploits)
-
-    @property
-    def failures(self) -> list[FailureRecord]:
-        """One record per failed step, with the error."""
-        return list(self.run_history.failures)
-
-    @property
-    def best_member(self) -> int:
-        """The id of the member with the best score now (what ``train()`` returns)."""
-        best = self.run_history.best()
-        if best is None:
-            raise TrainingError("No member has a score: train() has not completed a step yet.")
-        return best.member
-
-    def lineage(self, member_id: int | None = None) -> list[Segment]:
-        """The members whose training made ``member_id``'s weights (default: the best), oldest first."""
-        return self.run_history.lineage(self._member_id(member_id))
-
-    def schedule(self, member_id: int | None = None) -> list[ScheduleEntry]:
-        """The hyperparameters, epoch by epoch, that trained ``member_id`` (default: the best)."""
-        return self.run_history.schedule(self._member_id(member_id))
-
-    def history_frame(self) -> Any:
-        """``history`` as a pandas DataFrame (hyperparameters as ``hp_*``, metrics as ``metric_*``)."""
-        return self.run_history.frame()
-
-    def plot(self, what: str = "scores", member: int | None = None) -> Any:
-        """A matplotlib Figure of the run so far: ``"scores"`` of every member over epochs,
-        ``"hyperparameters"`` over epochs, the ``"lineage"`` or the ``"schedule"`` of
-        ``member`` (default: the best). Needs ``pip install 'pybt[plot]'``."""
-        if what not in _PLOTS:
-            raise invalid_argument("what", what, "'scores', 'hyperparameters', 'lineage' or 'schedule'")
-        from pybt import report
-
-        draw = getattr(report, f"plot_{what}")
-        if what in ("lineage", "schedule"):
-            return draw(self.run_history, self._member_id(member))
-        return draw(self.run_history)
-
-    def _member_id(self, member_id: int | None) -> int | None:
-        if member_id is not None and member_id not in self._population.members:
-            raise invalid_argument("member_id", member_id, f"a member id in 0..{self.population_size - 1}")
-        return member_id

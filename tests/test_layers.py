@@ -19,11 +19,21 @@ LAYERS = [
     ["store"],
     ["callbacks"],
     ["population"],
-    ["scoring", "runlog", "checkpoint", "settings"],
+    ["scoring", "runlog", "checkpoint", "settings", "results"],
     ["trainer"],
     ["replay", "report", "demo", "cli", "__init__"],
 ]
-FRAMEWORKS = {"torch", "keras", "ray", "matplotlib", "pandas", "tensorboardX", "tensorboard", "mlflow", "tqdm"}
+FRAMEWORKS = {
+    "torch",
+    "keras",
+    "ray",
+    "matplotlib",
+    "pandas",
+    "tensorboardX",
+    "tensorboard",
+    "mlflow",
+    "tqdm",
+}
 
 
 def layer_of(module: str) -> int:

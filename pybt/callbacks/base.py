@@ -73,7 +73,8 @@ class CallbackList:
     """Calls every callback's hook in turn; an exception out of one becomes a CallbackError."""
 
     def __init__(self, callbacks: Iterable[Callback], trainer: Trainer) -> None:
-        self.callbacks = list(callbacks)
+        # The trainer's own list, not a copy: a callback appended to trainer.callbacks is heard.
+        self.callbacks = callbacks if isinstance(callbacks, list) else list(callbacks)
         self._trainer = trainer
 
     def _call(self, hook: str, *args: Any) -> None:

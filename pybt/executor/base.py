@@ -45,6 +45,9 @@ class StepResult:
 class Executor(ABC):
     """Runs members' steps and moves their states."""
 
+    #: Whether members live in this process (their memory is this machine's to hold).
+    members_in_process: bool = True
+
     @abstractmethod
     def start(
         self, template: ModelWrapper, fit_args: Mapping[str, Any], eval_args: Mapping[str, Any]

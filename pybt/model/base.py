@@ -102,11 +102,44 @@ class ModelWrapper(ABC):
 
 
 def finite_metrics(values: Mapping[str, Any], owner: str) -> Metrics:
-    """``{name: float}`` from a framework's metric values, rejecting what is not a number."""
+    """``{name: float}`` from a framework's metric values, refusing what is not a number.
+
+    Text (``"0.5"``) and booleans are refused too, though ``float()`` would take them: a score
+    of ``True`` is a bug in the evaluation, not a result.
+    """
     metrics: Metrics = {}
     for name, value in values.items():
-        try:
-            metrics[str(name)] = float(np.asarray(value).reshape(()))
-        except (TypeError, ValueError) as error:
-            raise invalid_argument(f"{owner} metric {name!r}", value, "a number") from error
+        array = np.asarray(value) if not isinstance(value, (str, bytes)) else None
+        if array is None or array.dtype.kind not in "iuf" or array.size != 1:
+            raise invalid_argument(
+                f"{owner} metric {name!r}", value, "a number (an int, a float, or a one-element array)"
+            )
+        metrics[str(name)] = float(array.reshape(()))
     return metrics
+
+
+def sample_count(value: Any) -> int | None:
+    """The number of samples along the first axis of array-like data (None: not array-like).
+
+    A tuple, list or dict of arrays (several inputs) counts as its first array; a list of
+    numbers as its length; anything else (a dataset, a generator) is not counted."""
+    if isinstance(value, (tuple, list)) and value and all(hasattr(v, "shape") for v in value):
+        return sample_count(value[0])
+    if isinstance(value, Mapping) and value:
+        return sample_count(next(iter(value.values())))
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return int(shape[0]) if len(shape) > 0 else 0
+    return len(value) if isinstance(value, (tuple, list)) else None
+
+
+def check_samples(argument: str, args: Mapping[str, Any]) -> None:
+    """``x`` (and ``y``) with the same number of samples, at least one — for array data."""
+    counts = {name: sample_count(args[name]) for name in ("x", "y") if name in args}
+    known = {name: count for name, count in counts.items() if count is not None}
+    if not known:
+        return
+    if len(set(known.values())) > 1 or min(known.values()) < 1:
+        raise invalid_argument(
+            argument, known, "x and y with the same number (at least one) of samples along the first axis"
+        )

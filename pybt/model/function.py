@@ -15,13 +15,15 @@ arrays and numbers; for anything else give ``to_arrays``/``from_arrays`` to conv
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from pybt.errors import invalid_argument
+from pybt.errors import PyBTError, invalid_argument
 from pybt.model.base import Metrics, ModelWrapper, State, finite_metrics
+from pybt.space import Domain
 
 _ARRAY_KEY = "state"
 
@@ -51,6 +53,23 @@ def _rebuild(template: Any, state: Mapping[str, np.ndarray], prefix: str) -> Any
     return np.array(array, copy=True) if isinstance(template, np.ndarray) else type(template)(array.item())
 
 
+def _check_call(name: str, function: Any, positional: int, keywords: Mapping[str, Any], source: str) -> None:
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin without a signature: it will tell when called
+        return
+    try:
+        signature.bind(*range(positional), **keywords)
+    except TypeError as error:
+        given = ", ".join(["state", "hyperparameters"][:positional] + [f"{key}=..." for key in keywords])
+        raise invalid_argument(
+            f"FunctionModel({name}=...)",
+            f"{getattr(function, '__name__', name)}{signature}",
+            f"a function that takes ({given})",
+            f"Calling it so fails: {error}. Its keyword arguments are the keys of {source}.",
+        ) from error
+
+
 class FunctionModel(ModelWrapper):
     """A model made of ``init``, ``step`` (one epoch) and ``evaluate`` functions."""
 
@@ -76,6 +95,25 @@ class FunctionModel(ModelWrapper):
         self._to_arrays, self._from_arrays = to_arrays, from_arrays
         self.state: Any = None
 
+    def check_args(self, fit_args: Mapping[str, Any], eval_args: Mapping[str, Any]) -> None:
+        """``step`` and ``evaluate`` must take the keyword arguments they will be given."""
+        _check_call("step", self._step, 2, fit_args, "step_args['fit_args']")
+        _check_call("evaluate", self._evaluate, 1, eval_args, "eval_args")
+
+    def prepare(
+        self, space: Mapping[str, Domain], fit_args: Mapping[str, Any], eval_args: Mapping[str, Any]
+    ) -> None:
+        """The checks, then one member made and its state taken, so a state that cannot be
+        copied (a bool, a list, None) is refused before any training."""
+        super().prepare(space, fit_args, eval_args)
+        probe = self.spawn(0)
+        try:
+            probe.get_state()
+        except PyBTError as error:
+            raise invalid_argument(
+                "FunctionModel(init=...)", type(probe.state).__name__, "a state PyBT can copy", str(error)
+            ) from error
+
     def spawn(self, seed: int) -> FunctionModel:
         member = copy.copy(self)
         member.state = self._init(seed)
@@ -86,12 +124,14 @@ class FunctionModel(ModelWrapper):
 
     def fit(self, hyperparameters: Mapping[str, Any], epochs: int, fit_args: Mapping[str, Any]) -> Metrics:
         metrics: Mapping[str, Any] = {}
+        state = self.state
         for _ in range(epochs):
-            result = self._step(self.state, hyperparameters, **fit_args)
+            result = self._step(state, hyperparameters, **fit_args)
             if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], Mapping):
-                self.state, metrics = result
+                state, metrics = result
             else:
-                self.state = result
+                state = result
+        self.state = state  # at the end: a step interrupted halfway leaves the member as it was
         return finite_metrics(metrics, "step")
 
     def evaluate(self, eval_args: Mapping[str, Any]) -> Metrics:

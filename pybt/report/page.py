@@ -19,7 +19,14 @@ from pybt.history import RunHistory
 from pybt.report.figures import plot_hyperparameters, plot_lineage, plot_schedule, plot_scores
 from pybt.report.figures._common import require_matplotlib
 from pybt.report.rows import check_history, run_summary
-from pybt.report.tables import config_table, exploits_table, failures_table, schedule_table, summary
+from pybt.report.tables import (
+    config_table,
+    exploits_table,
+    failures_table,
+    schedule_table,
+    summary,
+    write_report_file,
+)
 
 Progress = Callable[[str], None] | None
 
@@ -179,7 +186,4 @@ def write_html(
     figure's name before it is drawn (drawing a long run's figures takes seconds).
     """
     page = render_html(history, config, title=title, progress=progress)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
-    return path
+    return write_report_file(path, page)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,8 +20,23 @@ from pybt.errors import invalid_argument
 from pybt.history import RunHistory
 from pybt.lineage import merged_schedule
 from pybt.report.rows import check_history, direction, run_summary
+from pybt.store.files import write_atomically, write_failure
 
 _FORMATS = ("text", "html")
+_REPORT_HINT = "Write the report elsewhere (pybt report RUN_DIR --out FILE), or fix the permissions."
+# What a spreadsheet takes for the start of a formula (OWASP's list for CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def write_report_file(path: str | Path, text: str) -> Path:
+    """Write a report file in one piece, replacing (never following) a link planted there."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_failure(path.parent, error, _REPORT_HINT) from error
+    write_atomically(path, text.encode("utf-8"), _REPORT_HINT)
+    return path
 
 
 def format_value(value: Any, digits: int = 4) -> str:
@@ -145,11 +161,19 @@ def write_csv(path: str | Path, history: RunHistory) -> Path:
     """The steps, one line per member-step, in the columns of :meth:`RunHistory.flat`
     (``hp_<name>`` and ``metric_<name>``); the same as ``history.frame()`` read back."""
     columns, rows = check_history(history).flat()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.DictWriter(file, fieldnames=columns)
-        writer.writeheader()
-        # Floats go through repr, so the CSV reads back to the same numbers.
-        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
-    return path
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    # Floats go through repr, so the CSV reads back to the same numbers.
+    writer.writerows({k: _csv_cell(v) for k, v in row.items()} for row in rows)
+    return write_report_file(path, text.getvalue())
+
+
+def _csv_cell(value: Any) -> Any:
+    """A CSV cell; text a spreadsheet would run as a formula is quoted with a leading ``'``."""
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    text = value if isinstance(value, str) else format_value(value)
+    return "'" + text if text[:1] in _FORMULA_STARTS else text

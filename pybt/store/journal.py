@@ -1,42 +1,29 @@
-"""A run folder's writer: the journal of a PBT run and its checkpoint cuts, so a run can resume.
+"""The journal: ``journal.sqlite``, a run's records and checkpoint cuts in SQLite (WAL mode).
 
-Layout of ``run_dir``::
-
-    journal.sqlite            SQLite (stdlib sqlite3, WAL): config, members, steps, exploits,
-                              failures, and one row per checkpoint *cut*
-    checkpoints/*.npz         member states, NumPy .npz loaded with allow_pickle=False
-
-Every member-step row is committed as it happens. A *cut* is a consistent picture of the
-whole run at one journal sequence number: every member's state (a checkpoint file each) and
-the trainer's bookkeeping (members, random state). Resuming restores the latest intact cut
-and drops the journal rows recorded after it, so those steps are trained again exactly once.
-
-Checkpoint files are written to a temporary name, flushed and renamed, and the journal
-records each one's SHA-256 only after that: a file that is torn, truncated or altered fails
-its hash, and the previous cut is used. The two newest cuts are kept; files no kept cut uses
-are deleted, so disk use stays near two states per member.
+:class:`Journal` is the SQLite layer and nothing else: it opens the file read-only (readers,
+``mode=ro``; ``immutable=1`` for a folder nobody may write to) or writable (the one writer),
+reads every value back through :mod:`pybt.store.checks`, and turns SQLite's errors into
+PyBTErrors that name the file. Each record is committed as it is made; after every cut the
+writer copies the write-ahead log into the main file (a WAL checkpoint), so ``journal.sqlite``
+alone holds the run up to its newest cut even if ``journal.sqlite-wal`` is lost.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
+import contextlib
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+import urllib.parse
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from pybt.errors import TrainingError, invalid_argument
 from pybt.history import RECORD_KINDS, Record, as_record, record_fields
-from pybt.store.files import npz_bytes, read_checkpoint, write_atomically
-from pybt.store.values import dumps, loads
+from pybt.store.checks import JournalChecks, damaged
+from pybt.store.files import StoreWriteError
+from pybt.store.values import dumps
 
 JOURNAL_NAME = "journal.sqlite"
-CHECKPOINT_DIR = "checkpoints"
-_CUTS_KEPT = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,167 +47,175 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     cut INTEGER NOT NULL, member INTEGER NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL,
     bytes INTEGER NOT NULL, epoch INTEGER NOT NULL, PRIMARY KEY (cut, member));
 """
-
+_TABLES = ("run", "members", "steps", "exploits", "failures", "cuts", "checkpoints")
 # Each kind of record has a table whose columns are the record's fields; dict-valued ones
 # are stored as JSON text.
-_ROW_COLUMNS = {kind: record_fields(record_class) for kind, record_class in RECORD_KINDS.items()}
+ROW_COLUMNS = {kind: record_fields(record_class) for kind, record_class in RECORD_KINDS.items()}
 _JSON_COLUMNS = {"hyperparameters", "metrics", "old_hyperparameters", "new_hyperparameters"}
+_DISK_FULL = ("database or disk is full", "disk i/o error", "attempt to write a readonly database")
 
 
-class RunStore:
-    """The journal and checkpoints of one run folder."""
+class Journal:
+    """One connection to a run folder's ``journal.sqlite``."""
 
-    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
-        self.path = Path(run_dir)
-        if self.path.exists() and not self.path.is_dir():
-            raise invalid_argument("run_dir", str(run_dir), "a folder (or a path to create one)")
-        (self.path / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path / JOURNAL_NAME, isolation_level=None)
+    def __init__(self, path: Path, *, writable: bool) -> None:
+        self.path = path
+        self.writable = writable
+        self.checks = JournalChecks(path)
+        self._db = self._connect()
+
+    # ---- opening and closing ----------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if self.writable:
+            with self.errors():
+                db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
+                db.execute("PRAGMA journal_mode=WAL")
+                # NORMAL in WAL mode: a commit survives a crash of the process (what resuming is for).
+                db.execute("PRAGMA synchronous=NORMAL")
+                self._check_integrity(db)
+                db.executescript(_SCHEMA)
+            return db
+        uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}"
+        with self.errors():
+            try:
+                db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None)
+                db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError:
+                # A folder this process may not write to: SQLite cannot make the WAL index it
+                # wants beside the file, so read the main file as it is (a finished run's is whole).
+                db = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+        self._check_integrity(db)
+        return db
+
+    def _check_integrity(self, db: sqlite3.Connection) -> None:
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode: a commit survives a crash of the process (the case resuming is for).
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            result = db.execute("PRAGMA quick_check").fetchone()
         except sqlite3.DatabaseError as error:
-            self._db.close()
-            raise invalid_argument(
-                "run_dir",
-                str(run_dir),
-                f"a run folder whose {JOURNAL_NAME} is a PyBT journal",
-                f"SQLite cannot use it ({error}). Use a new run_dir, or move the damaged journal away.",
-            ) from error
-
-    @classmethod
-    def read(cls, run_dir: str | os.PathLike[str]) -> RunStore:
-        """Open an existing run folder (for reports); error if there is no journal."""
-        if not (Path(run_dir) / JOURNAL_NAME).is_file():
-            raise invalid_argument(
-                "run_dir",
-                str(run_dir),
-                f"a run folder holding {JOURNAL_NAME}",
-                "Pass the run_dir of a Trainer.",
-            )
-        return cls(run_dir)
+            raise damaged(self.path, f"SQLite cannot read it ({error})") from error
+        if result is None or result[0] != "ok":
+            raise damaged(self.path, f"SQLite's quick_check found {result[0] if result else 'nothing'!r}")
+        if not self.writable:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            missing = set(_TABLES) - tables
+            if tables and missing:
+                raise damaged(self.path, f"it lacks the tables {sorted(missing)}")
 
     def close(self) -> None:
         self._db.close()
 
-    # ---- configuration ---------------------------------------------------------------------------
-    def _get(self, key: str) -> Any:
-        row = self._db.execute("SELECT value FROM run WHERE key = ?", (key,)).fetchone()
-        return None if row is None else loads(row[0])
+    def checkpoint_wal(self) -> bool:
+        """Copy the write-ahead log into ``journal.sqlite``; False when a reader held it back."""
+        with self.errors():
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return busy == 0
 
-    def _set(self, key: str, value: Any) -> None:
-        self._db.execute("INSERT OR REPLACE INTO run (key, value) VALUES (?, ?)", (key, dumps(value)))
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        """SQLite's errors as PyBTErrors naming the journal."""
+        try:
+            yield
+        except sqlite3.OperationalError as error:
+            if any(text in str(error).lower() for text in _DISK_FULL):
+                raise StoreWriteError(
+                    f"run_dir: could not write {self.path} ({error}). The journal and checkpoints are "
+                    f"intact up to the last committed record: free space or fix the permissions, then "
+                    f"run again to resume."
+                ) from error
+            raise damaged(self.path, f"SQLite refused it ({error})") from error
+        except sqlite3.DatabaseError as error:
+            raise damaged(self.path, f"SQLite cannot read it ({error})") from error
 
-    @property
-    def config(self) -> dict[str, Any] | None:
-        return self._get("config")
+    def is_empty(self) -> bool:
+        """True when the journal holds no run (no tables, or no configuration)."""
+        with self.errors():
+            tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master")}
+            if "run" not in tables:
+                return True
+            return self._db.execute("SELECT 1 FROM run WHERE key = 'config'").fetchone() is None
 
-    @property
-    def finished(self) -> bool:
-        return bool(self._get("finished"))
+    # ---- run keys -----------------------------------------------------------------------------
+    def get(self, key: str) -> Any:
+        with self.errors():
+            row = self._db.execute("SELECT value FROM run WHERE key = ?", (key,)).fetchone()
+        return None if row is None else self.checks.json(f"the run value {key!r}", row[0])
 
-    def begin(self, config: dict[str, Any], members: Iterable[tuple[int, int, Mapping[str, Any]]]) -> None:
-        """Record a new run's configuration and members (a no-op check when resuming)."""
-        stored = self.config
-        if stored is not None:
-            self._check_compatible(stored, config)
-            return
-        with self._db:
+    def set_many(self, values: Mapping[str, Any]) -> None:
+        with self.errors(), self._db:
             self._db.execute("BEGIN")
-            self._set("config", config)
-            self._set("created_at", time.time())
+            self._db.executemany(
+                "INSERT OR REPLACE INTO run (key, value) VALUES (?, ?)",
+                [(key, dumps(value)) for key, value in values.items()],
+            )
+
+    def delete_keys(self, keys: Iterable[str]) -> None:
+        with self.errors():
+            self._db.executemany("DELETE FROM run WHERE key = ?", [(key,) for key in keys])
+
+    def add_members(self, members: Iterable[tuple[int, int, Mapping[str, Any]]]) -> None:
+        with self.errors():
             self._db.executemany(
                 "INSERT INTO members (id, seed, initial_hyperparameters) VALUES (?, ?, ?)",
                 [(member, seed, dumps(dict(values))) for member, seed, values in members],
             )
 
-    def _check_compatible(self, stored: dict[str, Any], config: dict[str, Any]) -> None:
-        differences = sorted(key for key in set(stored) | set(config) if stored.get(key) != config.get(key))
-        if differences:
-            detail = "; ".join(
-                f"{key}: run folder has {stored.get(key)!r}, now {config.get(key)!r}" for key in differences
-            )
-            raise invalid_argument(
-                "run_dir",
-                str(self.path),
-                "a run folder written by the same configuration",
-                f"It was written by a different one ({detail}). Use a new run_dir, or the old configuration.",
-            )
-
-    @property
-    def best_member(self) -> int | None:
-        """The finished run's winner (None while the run goes on)."""
-        return self._get("best_member")
-
-    def newest_trainer_state(self) -> dict[str, Any] | None:
-        """The trainer's bookkeeping at the newest cut (its resolved metric and mode, ...)."""
-        row = self._db.execute("SELECT trainer_state FROM cuts ORDER BY id DESC LIMIT 1").fetchone()
-        return None if row is None else loads(row[0])
-
-    @property
-    def final_sequence(self) -> int | None:
-        """The journal sequence number at which the run finished (None while it has not)."""
-        return self._get("final_sequence")
-
-    def mark_finished(self, best_member: int, sequence: int) -> None:
-        with self._db:
-            self._db.execute("BEGIN")
-            self._set("finished", True)
-            self._set("best_member", best_member)
-            self._set("final_sequence", sequence)
-
-    # ---- rows --------------------------------------------------------------------------------------
-    def record(self, record: Record) -> None:
-        """Append one record to its table, committed at once."""
-        kind = record.kind
-        columns = _ROW_COLUMNS[kind]
-        values = [dumps(record[c]) if c in _JSON_COLUMNS else record[c] for c in columns]
-        placeholders = ", ".join("?" for _ in range(len(columns) + 1))
-        self._db.execute(
-            f"INSERT INTO {kind} ({', '.join(columns)}, recorded_at) VALUES ({placeholders})",
-            (*values, time.time()),
-        )
-
-    def rows(self, kind: str, up_to: float = float("inf")) -> list[Record]:
-        """The records of one kind (``"steps"``, ``"exploits"``, ``"failures"``), in sequence
-        order, optionally only up to a sequence number."""
-        columns = _ROW_COLUMNS[kind]
-        cursor = self._db.execute(
-            f"SELECT {', '.join(columns)} FROM {kind} WHERE sequence <= ? ORDER BY sequence",
-            (up_to if up_to != float("inf") else 2**62,),
-        )
+    def members(self) -> list[dict[str, Any]]:
+        with self.errors():
+            rows = self._db.execute(
+                "SELECT id, seed, initial_hyperparameters FROM members ORDER BY id"
+            ).fetchall()
+        checks = self.checks
         return [
-            as_record(
-                kind, {c: loads(v) if c in _JSON_COLUMNS else v for c, v in zip(columns, values, strict=True)}
-            )
-            for values in cursor
+            {
+                "id": checks.integer("a member id", member),
+                "seed": checks.integer(f"member {member!r}'s seed", seed, None),
+                "initial_hyperparameters": checks.mapping(
+                    f"member {member!r}'s hyperparameters", checks.json(f"member {member!r}", values)
+                ),
+            }
+            for member, seed, values in rows
         ]
 
-    def members(self) -> list[dict[str, Any]]:
-        cursor = self._db.execute("SELECT id, seed, initial_hyperparameters FROM members ORDER BY id")
-        return [{"id": i, "seed": s, "initial_hyperparameters": loads(h)} for i, s, h in cursor]
+    # ---- records ------------------------------------------------------------------------------
+    def add(self, record: Record) -> None:
+        """Append one record to its table, committed at once."""
+        kind = record.kind
+        columns = ROW_COLUMNS[kind]
+        values = [dumps(record[c]) if c in _JSON_COLUMNS else record[c] for c in columns]
+        placeholders = ", ".join("?" for _ in range(len(columns) + 1))
+        with self.errors():
+            self._db.execute(
+                f"INSERT INTO {kind} ({', '.join(columns)}, recorded_at) VALUES ({placeholders})",
+                (*values, time.time()),
+            )
 
-    # ---- checkpoints -------------------------------------------------------------------------------
-    def save_cut(
-        self,
-        sequence: int,
-        trainer_state: Mapping[str, Any],
-        states: Mapping[int, Mapping[str, np.ndarray]],
-        epochs: Mapping[int, int],
+    def records(self, kind: str) -> list[Record]:
+        """The records of one kind, in sequence order, checked."""
+        columns = ROW_COLUMNS[kind]
+        with self.errors():
+            rows = self._db.execute(f"SELECT {', '.join(columns)} FROM {kind} ORDER BY sequence").fetchall()
+        return [
+            as_record(kind, self.checks.record_fields(kind, row[0], dict(zip(columns, row, strict=True))))
+            for row in rows
+        ]
+
+    def truncate_after(self, sequence: int) -> None:
+        """Drop records and cuts after ``sequence``, and the run's end (it is not over any more)."""
+        with self.errors(), self._db:
+            self._db.execute("BEGIN")
+            for kind in ROW_COLUMNS:
+                self._db.execute(f"DELETE FROM {kind} WHERE sequence > ?", (sequence,))
+            self._db.execute(
+                "DELETE FROM checkpoints WHERE cut IN (SELECT id FROM cuts WHERE sequence > ?)", (sequence,)
+            )
+            self._db.execute("DELETE FROM cuts WHERE sequence > ?", (sequence,))
+            self._db.execute("DELETE FROM run WHERE key IN ('finished', 'best_member', 'final_sequence')")
+
+    # ---- cuts ---------------------------------------------------------------------------------
+    def add_cut(
+        self, sequence: int, trainer_state: Mapping[str, Any], files: Mapping[int, tuple[str, str, int, int]]
     ) -> None:
-        """Record a cut: new states for the members in ``states``; the others keep their last file."""
-        previous = {
-            member: (path, sha, size, epoch) for member, path, sha, size, epoch in self._latest_files()
-        }
-        files = dict(previous)
-        for member, state in states.items():
-            data = npz_bytes(state)
-            name = f"member-{member:04d}-seq-{sequence:08d}.npz"
-            write_atomically(self.path / CHECKPOINT_DIR / name, data)
-            files[member] = (name, hashlib.sha256(data).hexdigest(), len(data), epochs[member])
-        with self._db:
+        """One cut: the trainer's state and each member's ``(path, sha256, bytes, epoch)``."""
+        with self.errors(), self._db:
             self._db.execute("BEGIN")
             cut = self._db.execute(
                 "INSERT INTO cuts (sequence, trainer_state, recorded_at) VALUES (?, ?, ?)",
@@ -230,77 +225,44 @@ class RunStore:
                 "INSERT INTO checkpoints (cut, member, path, sha256, bytes, epoch) VALUES (?, ?, ?, ?, ?, ?)",
                 [(cut, member, *entry) for member, entry in sorted(files.items())],
             )
-        self._prune()
 
-    def _latest_files(self) -> list[tuple[int, str, str, int, int]]:
-        row = self._db.execute("SELECT MAX(id) FROM cuts").fetchone()
-        if row[0] is None:
-            return []
-        cursor = self._db.execute(
-            "SELECT member, path, sha256, bytes, epoch FROM checkpoints WHERE cut = ?", (row[0],)
-        )
-        return list(cursor)
-
-    def _prune(self) -> None:
-        """Forget all but the newest cuts, and delete the files none of those uses."""
-        kept = [
-            cut for (cut,) in self._db.execute("SELECT id FROM cuts ORDER BY id DESC LIMIT ?", (_CUTS_KEPT,))
+    def cuts(self) -> list[tuple[int, int]]:
+        """``(cut id, sequence)`` of every cut, newest first."""
+        with self.errors():
+            rows = self._db.execute("SELECT id, sequence FROM cuts ORDER BY id DESC").fetchall()
+        return [
+            (self.checks.integer("a cut id", cut, 1), self.checks.integer("a cut's sequence", seq))
+            for cut, seq in rows
         ]
-        if not kept:
-            return
-        oldest_kept = min(kept)
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.execute("DELETE FROM checkpoints WHERE cut < ?", (oldest_kept,))
-            self._db.execute("DELETE FROM cuts WHERE id < ?", (oldest_kept,))
-        used = {path for (path,) in self._db.execute("SELECT DISTINCT path FROM checkpoints")}
-        for file in (self.path / CHECKPOINT_DIR).glob("*.npz"):
-            if file.name not in used:
-                file.unlink(missing_ok=True)
 
-    def latest_cut(self) -> tuple[int, dict[str, Any], dict[int, dict[str, np.ndarray]]] | None:
-        """``(sequence, trainer_state, {member: state})`` of the newest cut whose files are all intact.
+    def cut_state(self, cut: int) -> dict[str, Any]:
+        with self.errors():
+            (text,) = self._db.execute("SELECT trainer_state FROM cuts WHERE id = ?", (cut,)).fetchone()
+        return self.checks.mapping(f"cut {cut}'s state", self.checks.json(f"cut {cut}'s state", text))
 
-        None when the journal has no cut; a journal whose every cut is damaged is an error, not
-        a silent fresh start that would drop the whole journal.
-        """
-        cuts = self._db.execute("SELECT id, sequence, trainer_state FROM cuts ORDER BY id DESC").fetchall()
-        damaged: list[str] = []
-        for cut, sequence, trainer_state in cuts:
-            entries = self._db.execute("SELECT member, path, sha256 FROM checkpoints WHERE cut = ?", (cut,))
-            states: dict[int, dict[str, np.ndarray]] = {}
-            for member, path, sha256 in entries:
-                state = read_checkpoint(self.path / CHECKPOINT_DIR / path, sha256)
-                if state is None:
-                    damaged.append(path)
-                    break
-                states[member] = state
-            else:
-                return sequence, loads(trainer_state), states
-        if cuts:
-            raise TrainingError(
-                f"No checkpoint cut in {self.path} is intact (damaged or missing: "
-                f"{sorted(set(damaged))}), so the run cannot resume. Restore those files, or start "
-                f"over with a new run_dir."
+    def cut_files(self, cut: int) -> dict[int, tuple[str, str, int, int]]:
+        """``{member: (path, sha256, bytes, epoch)}`` of one cut, checked."""
+        with self.errors():
+            rows = self._db.execute(
+                "SELECT member, path, sha256, bytes, epoch FROM checkpoints WHERE cut = ?", (cut,)
+            ).fetchall()
+        checks, files = self.checks, {}
+        for member, path, sha256, size, epoch in rows:
+            where = f"cut {cut}'s checkpoint of member {member!r}"
+            files[checks.member(where, member)] = (
+                checks.text(f"{where}: its path", path),
+                checks.text(f"{where}: its hash", sha256),
+                checks.integer(f"{where}: its size", size),
+                checks.integer(f"{where}: its epoch", epoch),
             )
-        return None
+        return files
 
-    def truncate_after(self, sequence: int) -> None:
-        """Drop rows recorded after ``sequence``: those steps will be trained again.
+    def files_in_use(self) -> set[str]:
+        with self.errors():
+            return {path for (path,) in self._db.execute("SELECT DISTINCT path FROM checkpoints")}
 
-        Cuts after it go too (a damaged newest cut that resuming passed over): kept, they would
-        hold one of the two kept places and lend their files to the next cut.
-        """
-        with self._db:
+    def forget_cuts_before(self, cut: int) -> None:
+        with self.errors(), self._db:
             self._db.execute("BEGIN")
-            for kind in _ROW_COLUMNS:
-                self._db.execute(f"DELETE FROM {kind} WHERE sequence > ?", (sequence,))
-            self._db.execute(
-                "DELETE FROM checkpoints WHERE cut IN (SELECT id FROM cuts WHERE sequence > ?)", (sequence,)
-            )
-            self._db.execute("DELETE FROM cuts WHERE sequence > ?", (sequence,))
-            self._db.execute("DELETE FROM run WHERE key IN ('finished', 'best_member', 'final_sequence')")
-
-    def disk_bytes(self) -> int:
-        """Bytes the checkpoint files take (for tests and benchmarks of the disk bound)."""
-        return sum(file.stat().st_size for file in (self.path / CHECKPOINT_DIR).glob("*.npz"))
+            self._db.execute("DELETE FROM checkpoints WHERE cut < ?", (cut,))
+            self._db.execute("DELETE FROM cuts WHERE id < ?", (cut,))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pybt.history import RunHistory
-from pybt.store.journal import RunStore
+from pybt.store.run_store import RunStore
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> StoredRun:
     try:
         config = store.config or {}
         # The metric and mode as the trainer resolved them (None in the config means "inferred").
-        resolved = store.newest_trainer_state() or {}
+        resolved = store.newest_cut_state() or {}
         history = RunHistory(
             [*store.rows("steps"), *store.rows("exploits"), *store.rows("failures")],
             metric=resolved.get("metric") or config.get("metric"),

@@ -2,7 +2,9 @@
 
 Hyperparameters and metrics go into the journal as JSON. Plain JSON would turn tuples into
 lists (a ``Choice`` of Adam's ``betas`` pairs would no longer match its options after a
-resume), so tuples are tagged; NumPy scalars become their Python values.
+resume) and the int keys of a dict into strings, so tuples and dicts whose keys are not all
+strings are tagged; NumPy scalars become their Python values. :func:`check_round_trip` refuses,
+before training, a value that would not come back equal.
 """
 
 from __future__ import annotations
@@ -13,16 +15,20 @@ from typing import Any
 
 import numpy as np
 
-from pybt.errors import PyBTError
+from pybt.errors import PyBTError, invalid_argument
+
+_TUPLE, _DICT = "__tuple__", "__dict__"
 
 
 def _tag(value: Any) -> Any:
     if isinstance(value, tuple):
-        return {"__tuple__": [_tag(item) for item in value]}
+        return {_TUPLE: [_tag(item) for item in value]}
     if isinstance(value, list):
         return [_tag(item) for item in value]
     if isinstance(value, dict):
-        return {key: _tag(item) for key, item in value.items()}
+        if all(isinstance(key, str) for key in value) and not {_TUPLE, _DICT} & set(value):
+            return {key: _tag(item) for key, item in value.items()}
+        return {_DICT: [[_tag(key), _tag(item)] for key, item in value.items()]}
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -30,8 +36,10 @@ def _tag(value: Any) -> Any:
 
 def _untag(value: Any) -> Any:
     if isinstance(value, dict):
-        if set(value) == {"__tuple__"}:
-            return tuple(_untag(item) for item in value["__tuple__"])
+        if set(value) == {_TUPLE}:
+            return tuple(_untag(item) for item in value[_TUPLE])
+        if set(value) == {_DICT}:
+            return {_untag(key): _untag(item) for key, item in value[_DICT]}
         return {key: _untag(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_untag(item) for item in value]
@@ -52,7 +60,25 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str) -> Any:
+    """The value of journal JSON text (ValueError/TypeError for text that is not)."""
     return _untag(json.loads(text))
+
+
+def check_round_trip(name: str, value: Any) -> None:
+    """Refuse, before training, a value the journal would not give back equal."""
+    try:
+        back = loads(dumps(value))
+    except (PyBTError, TypeError, ValueError) as error:
+        raise invalid_argument(
+            name, value, "a value a run folder can record (numbers, strings, booleans, None, and "
+            "lists, tuples and dicts of them)", "Map other objects to names your step function "
+            "looks up (e.g. a Choice of optimizer names).",
+        ) from error  # fmt: skip
+    if back != value:
+        raise invalid_argument(
+            name, value, "a value that comes back from the run folder's journal as it went in",
+            f"It would come back as {back!r}.",
+        )  # fmt: skip
 
 
 def describe(value: Any) -> Any:

@@ -6,10 +6,13 @@ from typing import Any
 
 import numpy as np
 
+# Number-valued optimizer attributes that are counters or switches, not hyperparameters.
+NOT_TUNABLE = frozenset({"iterations", "gradient_accumulation_steps", "ema_overwrite_frequency"})
+
 
 def is_tunable(optimizer: Any, name: str) -> bool:
     """An optimizer attribute PBT can set: the learning rate, or a number-valued setting."""
-    if name.startswith("_"):
+    if name.startswith("_") or name in NOT_TUNABLE:
         return False
     if name == "learning_rate":
         return True

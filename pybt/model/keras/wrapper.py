@@ -10,7 +10,7 @@ import numpy as np
 
 from pybt._validate import check_integer
 from pybt.errors import PyBTError, describe_exception, invalid_argument
-from pybt.model.base import Metrics, ModelWrapper, State, finite_metrics
+from pybt.model.base import Metrics, ModelWrapper, State, check_samples, finite_metrics
 from pybt.model.keras.backend import load_keras, seed_callback
 from pybt.model.keras.optimizer import is_tunable, plain_value
 from pybt.model.keras.serialization import (
@@ -205,6 +205,8 @@ class KerasModelWrapper(ModelWrapper):
             )
         if fit_args.get("batch_size") is not None:  # None is Keras's default, as absent
             check_integer("step_args['fit_args']['batch_size']", fit_args["batch_size"], 1)
+        check_samples("step_args['fit_args']", fit_args)
+        check_samples("eval_args", eval_args)
 
     def default_metric(self, metrics: Metrics) -> str:
         """The first compiled metric, else the loss."""

@@ -12,7 +12,8 @@ from typing import Any
 
 from pybt._validate import check_integer
 from pybt.errors import PyBTError, invalid_argument
-from pybt.model.torch.batches import LOADER_KEY, length
+from pybt.model.base import check_samples
+from pybt.model.torch.batches import LOADER_KEY
 
 _ARRAY_KEYS = ("x", "y", "batch_size", "shuffle")
 _ARGS_EXAMPLE = "{'x': x, 'y': y} (arrays or tensors) or {'loader': data_loader}"
@@ -194,11 +195,7 @@ def check_data(argument: str, args: Mapping[str, Any], needs_y: bool) -> None:
         raise invalid_argument(argument, unknown, f"only the keys {list(_ARRAY_KEYS)} (or 'loader' alone)")
     if args.get("batch_size") is not None:
         check_integer(f"{argument}['batch_size']", args["batch_size"], 1)
-    lengths = {name: length(args[name]) for name in ("x", "y") if name in args}
-    if len(set(lengths.values())) > 1 or min(lengths.values()) < 1:
-        raise invalid_argument(
-            argument, lengths, "x and y with the same number (at least one) of samples along the first axis"
-        )
+    check_samples(argument, args)
 
 
 def loader_batch_size_error() -> PyBTError:

@@ -121,11 +121,17 @@ def best_handle() -> Any:
     )
 
 
+def literal(text: object) -> str:
+    """``text`` shown as it is: matplotlib reads ``$...$`` as math (and fails on some), so the
+    names and values users give (metric and hyperparameter names, Choice options) are escaped."""
+    return str(text).replace("$", r"\$")
+
+
 def describe(where: Standing | None, metric: str | None) -> str:
     """``member 3, accuracy 0.9 at epoch 12`` (empty for no standing)."""
     if where is None:
         return ""
-    return f"member {where.member}, {metric or 'score'} {where.score:.4g} at epoch {where.epoch}"
+    return f"member {where.member}, {literal(metric or 'score')} {where.score:.4g} at epoch {where.epoch}"
 
 
 def mark_failures(
@@ -161,7 +167,7 @@ class ValueAxis:
             spread = 0.3
             self.offset = {m: spread * (i / (len(members) - 1) - 0.5) for i, m in enumerate(members)}
         if self.scale == "category":
-            ax.set_yticks(range(len(self.order)), labels=[str(v) for v in self.order])
+            ax.set_yticks(range(len(self.order)), labels=[literal(v) for v in self.order])
             ax.set_ylim(-0.5, len(self.order) - 0.5)
         elif self.scale == "log":
             ax.set_yscale("log")

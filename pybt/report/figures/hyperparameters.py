@@ -14,6 +14,7 @@ from pybt.report.figures._common import (
     ValueAxis,
     empty,
     integer_epochs,
+    literal,
     new_figure,
     style_handle,
 )
@@ -113,5 +114,5 @@ def _draw_panel(ax: Axes, history: RunHistory, name: str, palette: Palette) -> N
         )
     ax.autoscale_view()
     scale = "" if to_y.scale == "linear" else f" ({to_y.scale} axis)"
-    ax.set_title(f"{name}{scale}", loc="left", fontsize="medium")
+    ax.set_title(f"{literal(name)}{scale}", loc="left", fontsize="medium")
     ax.grid(alpha=0.3)

@@ -14,6 +14,7 @@ from pybt.report.figures._common import (
     describe,
     empty,
     integer_epochs,
+    literal,
     new_figure,
 )
 from pybt.report.rows import check_history
@@ -53,7 +54,7 @@ def plot_schedule(history: RunHistory, member: int | None = None, *, fig: Figure
         ys = [to_y(values[0], where.member), *(to_y(v, where.member) for v in values)]
         ax.plot(xs, ys, drawstyle="steps-pre", color="black", linewidth=2, gid="schedule")
         # The name goes on the y axis: above the top panel are the labels of the bands.
-        ax.set_ylabel(name if to_y.scale == "linear" else f"{name} ({to_y.scale})")
+        ax.set_ylabel(literal(name) if to_y.scale == "linear" else f"{literal(name)} ({to_y.scale})")
         ax.grid(alpha=0.3)
     _label_bands(axes[0], bands, entries[-1]["to_epoch"] - entries[0]["from_epoch"])
     axes[0].set_xlim(entries[0]["from_epoch"], entries[-1]["to_epoch"])

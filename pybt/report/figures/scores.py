@@ -14,6 +14,7 @@ from pybt.report.figures._common import (
     describe,
     empty,
     integer_epochs,
+    literal,
     mark_failures,
     new_figure,
     style_handle,
@@ -56,7 +57,7 @@ def plot_scores(history: RunHistory, *, fig: Figure | None = None) -> Figure:
         ax.set_yscale("log")
     ax.autoscale_view()
     integer_epochs(ax)
-    ax.set_ylabel(history.metric or "score")
+    ax.set_ylabel(literal(history.metric or "score"))
     ax.grid(alpha=0.3)
     title = f"Score of every member ({direction(history)}); best: {describe(best, history.metric)}"
     ax.set_title(title, loc="left")

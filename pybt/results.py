@@ -1,0 +1,82 @@
+"""What a run tells, answered from its :class:`~pybt.history.RunHistory`: the part of the
+:class:`~pybt.trainer.Trainer` a user reads after (or while) it trains."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pybt.errors import TrainingError, invalid_argument
+from pybt.history import ExploitRecord, FailureRecord, RunHistory, StepRecord
+from pybt.lineage import ScheduleEntry, Segment
+
+_PLOTS = ("scores", "hyperparameters", "lineage", "schedule")
+
+
+class RunResults:
+    """Results of a run, for a class that has ``run_history`` and ``population_size``."""
+
+    run_history: RunHistory
+    population_size: int
+
+    @property
+    def metric(self) -> str | None:
+        """The scored metric (known once the first step is evaluated, unless named)."""
+        return self.run_history.metric
+
+    @property
+    def mode(self) -> str | None:
+        """``"max"`` or ``"min"``: which way the score is better."""
+        return self.run_history.mode
+
+    @property
+    def history(self) -> list[StepRecord]:
+        """One record per completed member-step, in the order they were made."""
+        return list(self.run_history.steps)
+
+    @property
+    def exploits(self) -> list[ExploitRecord]:
+        """One record per exploit (and per failed member replaced), in order."""
+        return list(self.run_history.exploits)
+
+    @property
+    def failures(self) -> list[FailureRecord]:
+        """One record per failed step, with the error."""
+        return list(self.run_history.failures)
+
+    @property
+    def best_member(self) -> int:
+        """The id of the member with the best score now (what ``train()`` returns)."""
+        best = self.run_history.best()
+        if best is None:
+            raise TrainingError("No member has a score: train() has not completed a step yet.")
+        return best.member
+
+    def lineage(self, member_id: int | None = None) -> list[Segment]:
+        """The members whose training made ``member_id``'s weights (default: the best), oldest first."""
+        return self.run_history.lineage(self._member_id(member_id))
+
+    def schedule(self, member_id: int | None = None) -> list[ScheduleEntry]:
+        """The hyperparameters, epoch by epoch, that trained ``member_id`` (default: the best)."""
+        return self.run_history.schedule(self._member_id(member_id))
+
+    def history_frame(self) -> Any:
+        """``history`` as a pandas DataFrame (hyperparameters as ``hp_*``, metrics as ``metric_*``)."""
+        return self.run_history.frame()
+
+    def plot(self, what: str = "scores", member: int | None = None) -> Any:
+        """A matplotlib Figure of the run so far: ``"scores"`` of every member over epochs,
+        ``"hyperparameters"`` over epochs, the ``"lineage"`` or the ``"schedule"`` of
+        ``member`` (default: the best). Needs ``pip install 'pybt[plot]'``."""
+        if what not in _PLOTS:
+            raise invalid_argument("what", what, "'scores', 'hyperparameters', 'lineage' or 'schedule'")
+        from pybt import report
+
+        draw = getattr(report, f"plot_{what}")
+        if what in ("lineage", "schedule"):
+            return draw(self.run_history, self._member_id(member))
+        return draw(self.run_history)
+
+    def _member_id(self, member_id: int | None) -> int | None:
+        if member_id is not None and member_id not in self._population.members:
+            raise invalid_argument("member_id", member_id, f"a member id in 0..{self.population_size - 1}")
+        return member_id
