@@ -403,3 +403,58 @@ class Stretch(NamedTuple):
     start_epoch: int
     exploit: ExploitRecord | None  # the exploit that started the stretch; None for the first
     steps: list[StepRecord]
+
+
+class HistoryView:
+    """A read-only window on a :class:`RunHistory` (what policies are given): every question
+    it answers, none of the ways to change it. It follows the history as records are added."""
+
+    __slots__ = ("_history",)
+
+    def __init__(self, history: RunHistory) -> None:
+        self._history = history
+
+    @property
+    def metric(self) -> str | None:
+        return self._history.metric
+
+    @property
+    def mode(self) -> str | None:
+        return self._history.mode
+
+    @property
+    def steps(self) -> RecordsView[StepRecord]:
+        return self._history.steps
+
+    @property
+    def exploits(self) -> RecordsView[ExploitRecord]:
+        return self._history.exploits
+
+    @property
+    def failures(self) -> RecordsView[FailureRecord]:
+        return self._history.failures
+
+    @property
+    def members(self) -> list[int]:
+        return self._history.members
+
+    def __len__(self) -> int:
+        return len(self._history)
+
+    def records(self) -> list[Record]:
+        return self._history.records()
+
+    def member_records(self, member: int) -> list[Record]:
+        return self._history.member_records(member)
+
+    def fitness(self, score: float | None) -> float:
+        return self._history.fitness(score)
+
+    def standing(self, member: int, before: float = math.inf) -> Standing | None:
+        return self._history.standing(member, before)
+
+    def best(self) -> Standing | None:
+        return self._history.best()
+
+    def best_ever(self) -> StepRecord | None:
+        return self._history.best_ever()

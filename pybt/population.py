@@ -33,9 +33,10 @@ from typing import Any
 import numpy as np
 
 from pybt.errors import PyBTError, invalid_argument
+from pybt.history import HistoryView, RunHistory
 from pybt.policy.done import DoneStrategy
 from pybt.policy.exploit import ExploitStrategy
-from pybt.policy.explore import ExploreStrategy
+from pybt.policy.explore import ExploreContext, ExploreStrategy
 from pybt.policy.ready import ReadyStrategy
 from pybt.policy.snapshot import MemberSnapshot
 from pybt.policy.snapshot import Population as Ranking
@@ -58,6 +59,8 @@ class Member:
     parent: int | None = None
     failed: bool = False
     done: bool = False
+    seconds_since_ready: float = 0.0
+    reached_ready_epoch: int = 0  # its newest ready point, acted on or not (when cuts are due)
 
     def snapshot(self) -> MemberSnapshot:
         """A frozen copy for policies."""
@@ -71,6 +74,7 @@ class Member:
             steps=self.steps,
             parent=self.parent,
             failed=self.failed,
+            seconds_since_ready=self.seconds_since_ready,
         )
 
     @property
@@ -101,7 +105,8 @@ class Stop:
 @dataclass(frozen=True)
 class Continue:
     member: int
-    ready: bool = False
+    ready: bool = False  # a ready point passed: readiness counts again from here
+    reached: bool = False  # ready, but it decides again after its next step (a donor was busy)
 
 
 @dataclass(frozen=True)
@@ -135,11 +140,13 @@ class Population:
         policies: Policies,
         space: Mapping[str, Domain],
         rng: np.random.Generator,
+        history: HistoryView | None = None,
     ) -> None:
         self.members: dict[int, Member] = dict(members)
         self.policies = policies
         self.space = dict(space)
         self.rng = rng
+        self.history = history if history is not None else HistoryView(RunHistory())
 
     @classmethod
     def create(
@@ -150,9 +157,10 @@ class Population:
         policies: Policies,
         space: Mapping[str, Domain],
         rng: np.random.Generator,
+        history: HistoryView | None = None,
     ) -> Population:
         members = {i: Member(id=i, seed=seeds[i], hyperparameters=dict(starting[i])) for i in range(size)}
-        return cls(members, policies, space, rng)
+        return cls(members, policies, space, rng, history)
 
     # ---- where members stand -------------------------------------------------------------------
     def live(self) -> list[Member]:
@@ -160,7 +168,8 @@ class Population:
 
     def ready_mark(self) -> int | None:
         """The ready point every live member has passed (None when all are done)."""
-        return min((m.last_ready_epoch for m in self.members.values() if not m.done), default=None)
+        live = [m for m in self.members.values() if not m.done]
+        return min((max(m.last_ready_epoch, m.reached_ready_epoch) for m in live), default=None)
 
     def due(self, busy: Collection[int], max_lead: int) -> list[Member]:
         """Live members free to start a step: not running or waiting (``busy``), and not more
@@ -172,18 +181,31 @@ class Population:
         return [m for m in live if m.id not in busy and m.epoch - slowest < max_lead]
 
     def stepped(
-        self, member_id: int, epochs: int, score: float, fitness: float, metrics: Mapping[str, float]
+        self,
+        member_id: int,
+        epochs: int,
+        score: float,
+        fitness: float,
+        metrics: Mapping[str, float],
+        seconds: float = 0.0,
     ) -> None:
-        """A member trained ``epochs`` more and scored ``score`` (``fitness``: higher is better)."""
+        """A member trained ``epochs`` more in ``seconds`` and scored ``score`` (``fitness``:
+        higher is better)."""
         member = self.members[member_id]
         member.failed = False
         member.epoch += epochs
         member.steps += 1
+        member.seconds_since_ready += seconds
         member.score, member.fitness = score, fitness
         member.metrics = dict(metrics)
 
     def failed(self, member_id: int) -> None:
         self.members[member_id].failed = True
+
+    def stop_all(self) -> None:
+        """The whole run stops (a target reached, a budget spent): every live member is done."""
+        for member in self.live():
+            member.done = True
 
     # ---- deciding ------------------------------------------------------------------------------
     def decide(self, member_ids: Sequence[int], running: Collection[int]) -> list[Decision]:
@@ -219,9 +241,12 @@ class Population:
                     decisions.append(decision)
             else:
                 decisions.append(Continue(member_id))
+        chosen: list[Mapping[str, Any]] = [d.hyperparameters for d in decisions if isinstance(d, Explore)]
         for donor_id, member_id, reason in sorted(copies, key=lambda copy: ranking.rank(copy[1])):
             donor = ranking.get(donor_id)
-            decisions.append(Exploit(member_id, donor, self.explored(donor.hyperparameters), reason))
+            new = self.explored(donor.hyperparameters, ranking.get(member_id), donor, chosen)
+            chosen.append(new)
+            decisions.append(Exploit(member_id, donor, new, reason))
         return decisions
 
     def _ready(
@@ -232,7 +257,7 @@ class Population:
         if self.policies.exploit is None:
             # Explore without exploit: a ready member perturbs its own hyperparameters; with
             # explore off too, this is random search with the same compute.
-            return Explore(member.id, self.explored(member.hyperparameters))
+            return Explore(member.id, self.explored(member.hyperparameters, snapshot, None, ()))
         donor = self.policies.exploit.donor(snapshot, ranking, self.rng)
         if donor is None or donor == member.id:
             return Continue(member.id, ready=True)
@@ -240,8 +265,8 @@ class Population:
         if ranking.get(donor).epoch < member.epoch and donor in running:
             # Asynchronous runs only: the donor's score is from fewer epochs and it is still
             # training. Copying it now would step this member back (and redo epochs); it stays
-            # ready and decides again after its next step.
-            return Continue(member.id)
+            # ready and decides again after its next step (it has reached this ready point).
+            return Continue(member.id, reached=True)
         return (donor, member.id, "exploit")
 
     def _replacement(self, failed: MemberSnapshot, ranking: Ranking) -> int | None:
@@ -263,12 +288,29 @@ class Population:
                 f"{[m.id for m in ranking.ranked if not m.failed]} or None."
             )
 
-    def explored(self, hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
-        """The explore strategy's new hyperparameters, checked to lie in the space."""
+    def explored(
+        self,
+        hyperparameters: Mapping[str, Any],
+        member: MemberSnapshot,
+        donor: MemberSnapshot | None,
+        pending: Sequence[Mapping[str, Any]],
+    ) -> dict[str, Any]:
+        """The explore strategy's new hyperparameters for ``member`` (which copied ``donor``, or
+        explores its own), checked to lie in the space. ``pending`` are the hyperparameters
+        already chosen in this decision, so a strategy can spread a batch out."""
         explore = self.policies.explore
         if explore is None:
             return dict(hyperparameters)
-        explored = explore.explore(hyperparameters, self.space, self.rng)
+        context = ExploreContext(
+            MappingProxyType(dict(hyperparameters)),
+            self.space,
+            self.rng,
+            member,
+            donor,
+            self.history,
+            tuple(pending),
+        )
+        explored = explore.explore_in(context)
         for name, domain in self.space.items():
             if name not in explored or not domain.contains(explored[name]):
                 raise PyBTError(
@@ -286,14 +328,18 @@ class Population:
             member.done = True
         elif isinstance(decision, Continue):
             if decision.ready:
-                member.last_ready_epoch = member.epoch
+                member.last_ready_epoch, member.seconds_since_ready = member.epoch, 0.0
+            if decision.ready or decision.reached:
+                member.reached_ready_epoch = member.epoch
         elif isinstance(decision, Explore):
-            member.last_ready_epoch = member.epoch
+            member.last_ready_epoch, member.seconds_since_ready = member.epoch, 0.0
+            member.reached_ready_epoch = member.epoch
             member.hyperparameters = dict(decision.hyperparameters)
         elif isinstance(decision, Exploit):
             donor = decision.donor
             member.hyperparameters = dict(decision.hyperparameters)
-            member.epoch = member.last_ready_epoch = donor.epoch
+            member.seconds_since_ready = 0.0
+            member.epoch = member.last_ready_epoch = member.reached_ready_epoch = donor.epoch
             member.score, member.fitness, member.failed = donor.score, donor.fitness, False
             member.parent = donor.id
             member.done = self.policies.stop.is_done(member.snapshot())

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -30,10 +31,10 @@ from pybt.checkpoint import Checkpoints
 from pybt.errors import TrainingError
 from pybt.executor.base import Executor, StepResult
 from pybt.executor.serial import SerialExecutor
-from pybt.history import Record, RunHistory
+from pybt.history import HistoryView, Record, RunHistory
 from pybt.model.base import ModelWrapper
 from pybt.objective import infer_mode
-from pybt.policy.done import DoneStrategy, StopAfter
+from pybt.policy.done import DoneStrategy, RunStatus, StopAfter
 from pybt.policy.exploit import ExploitStrategy, Truncation
 from pybt.policy.explore import ExploreStrategy, Perturb
 from pybt.policy.ready import ReadyAfter, ReadyStrategy
@@ -124,7 +125,9 @@ class Trainer(RunResults):
         starting = starting_hyperparameters(self.space, population_size, given, initial_hyperparameters, rng)
         seeds = [int(s.generate_state(1)[0]) for s in member_seeds]
         policies = Policies(stopping_criteria, ready_strategy, exploit_strategy, explore_strategy)
-        self._population = Population.create(population_size, seeds, starting, policies, self.space, rng)
+        self._population = Population.create(
+            population_size, seeds, starting, policies, self.space, rng, HistoryView(self.run_history)
+        )
         if store is not None:
             config = run_description(
                 model, population_size, self.space, initial_hyperparameters, policies.as_tuple(),
@@ -143,6 +146,7 @@ class Trainer(RunResults):
         self._undecided: list[int] = []  # recorded, not yet decided for
         self._decisions: deque[Decision] = deque()  # decided, not yet carried out
         self._copied = False  # whether the pending decisions' states were copied
+        self._seconds = 0.0  # wall time of earlier train() calls
         self._started = False
         self._last_exception: BaseException | None = None
         # How many epochs a member may be ahead of the slowest live member when it starts a step.
@@ -163,8 +167,11 @@ class Trainer(RunResults):
                 if not self._started:
                     self._start()
                 callbacks.train_begin()
+                started = time.perf_counter()
                 while self._turn():
-                    pass
+                    if self.stopping_criteria.run_is_done(self._status(started)):
+                        self._population.stop_all()  # members finish the steps they are running
+                self._seconds += time.perf_counter() - started
                 result = self._finish()
         except BaseException as error:
             if isinstance(error, KeyboardInterrupt):
@@ -176,6 +183,9 @@ class Trainer(RunResults):
                 self.executor.close()  # kept open after an interrupt, for train() to go on
         callbacks.train_end(result)
         return result.model, result.score
+
+    def _status(self, started: float) -> RunStatus:
+        return RunStatus(HistoryView(self.run_history), self._seconds + time.perf_counter() - started)
 
     def _writing(self) -> contextlib.AbstractContextManager[Any]:
         """The run folder's lock and writer for this train() (a finished run only reads)."""

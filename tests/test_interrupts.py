@@ -149,3 +149,56 @@ def test_any_exception_then_train_again() -> None:
     _, score = trainer.train()
     reference = make_trainer(None)
     assert outcome(trainer, score) == outcome(reference, reference.train()[1])
+
+
+def test_a_torch_step_interrupted_halfway_is_put_back_and_run_again(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    torch = pytest.importorskip("torch")
+    from pybt.model import TorchModelWrapper
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x.sum(axis=1) > 0).astype("int64")
+    batches = {"n": 0, "at": 0}
+
+    def train_step(module: Any, optimizer: Any, batch: Any, hyperparameters: Any) -> dict[str, Any]:
+        batches["n"] += 1
+        if batches["n"] == batches["at"]:
+            raise KeyboardInterrupt  # halfway through an epoch: some batches already trained
+        inputs, targets = batch
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(module(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss}
+
+    def trainer() -> pybt.Trainer:
+        torch.manual_seed(0)
+        wrapper = TorchModelWrapper(
+            torch.nn.Linear(4, 2), torch.optim.SGD, torch.nn.CrossEntropyLoss(), train_step=train_step,
+            optimizer_kwargs={"lr": 0.1, "momentum": 0.9},
+        )  # fmt: skip
+        return pybt.Trainer(
+            wrapper,
+            population_size=3,
+            hyperparameters={"lr": pybt.LogUniform(1e-3, 0.5)},
+            stopping_criteria=StopAfter(4),
+            ready_strategy=ReadyAfter(2),
+            step_args={"fit_args": {"x": x, "y": y, "batch_size": 16}},
+            eval_args={"x": x, "y": y},
+            seed=1,
+            verbose=0,
+        )
+
+    reference = trainer()
+    _, expected = reference.train()
+    batches.update(n=0, at=19)  # the second batch of the fifth member-step
+    interrupted = trainer()
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.train()
+    _, score = interrupted.train()
+    assert score == expected
+    assert [(r.member, r.epoch, r.score) for r in interrupted.history] == [
+        (r.member, r.epoch, r.score) for r in reference.history
+    ]

@@ -93,7 +93,9 @@ def test_a_donor_behind_and_still_running_is_not_copied() -> None:
     pop.members[2].epoch = 2  # the best member is behind, and running
     decisions = pop.decide([0, 1, 3], running={2})
     assert not any(isinstance(d, Exploit) and d.donor.id == 2 for d in decisions)
-    assert Continue(0) in decisions, "the member that would have copied it trains on, still ready"
+    assert Continue(0, reached=True) in decisions, (
+        "the member that would have copied it trains on, still ready"
+    )
 
 
 def test_apply_takes_over_the_donors_standing() -> None:

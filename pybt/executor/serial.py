@@ -53,9 +53,16 @@ def run_step(
 
 
 class SerialExecutor(Executor):
-    """Runs every member in this process, one step at a time."""
+    """Runs every member in this process, one step at a time.
 
-    def __init__(self) -> None:
+    ``undo_interrupted_steps``: keep each member's state from before its step (a copy per
+    step), so a step interrupted halfway (Ctrl-C) is put back and runs again whole when
+    ``train()`` is called again — the run then ends exactly as an uninterrupted one. Turn it
+    off for very large models where that copy costs more than it is worth.
+    """
+
+    def __init__(self, undo_interrupted_steps: bool = True) -> None:
+        self.undo_interrupted_steps = undo_interrupted_steps
         self._members: dict[int, ModelWrapper] = {}
         self._queue: deque[tuple[int, Mapping[str, Any], int]] = deque()
         self._template: ModelWrapper | None = None
@@ -83,11 +90,17 @@ class SerialExecutor(Executor):
     def completed(self) -> Iterator[StepResult]:
         while self._queue:
             # A step leaves the queue only once it has run: if train() is interrupted inside
-            # it (Ctrl-C in a notebook), it is still pending when train() is called again.
+            # it (Ctrl-C in a notebook), it is still pending when train() is called again, and
+            # the member is put back as it was before the step, so it runs again from there.
             member_id, hyperparameters, epochs = self._queue[0]
-            result = run_step(
-                member_id, self._members[member_id], hyperparameters, epochs, self._fit_args, self._eval_args
-            )
+            member = self._members[member_id]
+            before = member.get_state() if self.undo_interrupted_steps else None
+            try:
+                result = run_step(member_id, member, hyperparameters, epochs, self._fit_args, self._eval_args)
+            except BaseException:  # KeyboardInterrupt, SystemExit: run_step keeps every Exception
+                if before is not None:
+                    member.set_state(before)
+                raise
             self._queue.popleft()
             yield result
 

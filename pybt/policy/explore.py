@@ -3,18 +3,44 @@
 Write your own by subclassing :class:`ExploreStrategy` and implementing ``explore``: given
 the copied hyperparameters, the space and a random generator, return new hyperparameters.
 Every value you return must lie in its domain (``Domain.perturb`` and ``sample`` ensure it).
+
+A strategy that needs more than that — the run's records, the member, the donor, the values
+already chosen for other members in the same decision (PB2 models what worked) — overrides
+:meth:`ExploreStrategy.explore_in`, which gets an :class:`ExploreContext`; its default calls
+``explore``, so simple strategies never see it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pybt.errors import invalid_argument
+from pybt.history import HistoryView
+from pybt.policy.snapshot import MemberSnapshot
 from pybt.space import Domain
+
+
+@dataclass(frozen=True)
+class ExploreContext:
+    """Everything an explore decision may look at, read-only.
+
+    ``member`` is the member that explores and ``donor`` the one it copied (None when it
+    explores its own hyperparameters); ``history`` is a read-only view of the run's records;
+    ``pending`` holds the hyperparameters already chosen for other members in this decision.
+    """
+
+    hyperparameters: Mapping[str, Any]
+    space: Mapping[str, Domain]
+    rng: np.random.Generator
+    member: MemberSnapshot
+    donor: MemberSnapshot | None
+    history: HistoryView
+    pending: tuple[Mapping[str, Any], ...] = ()
 
 
 class ExploreStrategy(ABC):
@@ -25,6 +51,10 @@ class ExploreStrategy(ABC):
         self, hyperparameters: Mapping[str, Any], space: Mapping[str, Domain], rng: np.random.Generator
     ) -> dict[str, Any]:
         """New hyperparameters (a fresh dict; the input is read-only)."""
+
+    def explore_in(self, context: ExploreContext) -> dict[str, Any]:
+        """New hyperparameters, seeing the whole :class:`ExploreContext` (default: ``explore``)."""
+        return self.explore(context.hyperparameters, context.space, context.rng)
 
 
 def _probability(argument: str, value: float) -> float:

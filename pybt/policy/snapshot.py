@@ -21,6 +21,7 @@ class MemberSnapshot:
     ``fitness`` is the score turned so that higher is always better (``-score`` when the
     trainer minimizes) and ``-inf`` for a member with no usable score (it failed, or has not
     been evaluated). ``score`` is the evaluated metric as the user sees it.
+    ``seconds_since_ready`` is the wall time its steps took since its last ready point.
     """
 
     id: int
@@ -32,6 +33,7 @@ class MemberSnapshot:
     steps: int = 0
     parent: int | None = None
     failed: bool = False
+    seconds_since_ready: float = 0.0  # training time since its last ready point (or copy)
 
 
 class Population:

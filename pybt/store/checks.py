@@ -138,7 +138,11 @@ _MEMBER_FIELDS: dict[str, Callable[[JournalChecks, str, Any], Any]] = {
     "parent": lambda c, w, v: None if v is None else c.member(w, v),
     "failed": lambda c, w, v: _flag(c, w, v),
     "done": lambda c, w, v: _flag(c, w, v),
+    "seconds_since_ready": lambda c, w, v: c.number(w, v),
+    "reached_ready_epoch": lambda c, w, v: c.integer(w, v),
 }
+# Fields a cut written by an earlier PyBT lacks, and the value they then take.
+MEMBER_FIELD_DEFAULTS = {"seconds_since_ready": 0.0, "reached_ready_epoch": 0}
 
 
 def _flag(checks: JournalChecks, where: str, value: Any) -> bool:
@@ -159,6 +163,8 @@ def check_cut_state(checks: JournalChecks, cut: int, state: Mapping[str, Any]) -
         raise checks.fail(f"{where}: its members are not a list of this run's members")
     for index, member in enumerate(members):
         member = checks.mapping(f"{where}: member entry {index}", member)
+        for name, default in MEMBER_FIELD_DEFAULTS.items():
+            member.setdefault(name, default)
         if set(member) != set(_MEMBER_FIELDS):
             raise checks.fail(f"{where}: member entry {index} has the fields {sorted(member)}")
         for name, check in _MEMBER_FIELDS.items():

@@ -17,8 +17,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import ray
-from ray.cluster_utils import Cluster
 
 from pybt import Trainer
 from pybt.executor.ray import RayExecutor
@@ -27,11 +25,15 @@ from pybt.policy.done import StopAfter
 from pybt.policy.ready import ReadyAfter
 from pybt.space import LogUniform
 
+# A NumPy-only environment skips the file here (importing pybt.executor.ray needs no Ray).
+ray = pytest.importorskip("ray")
+Cluster = pytest.importorskip("ray.cluster_utils").Cluster
+
 FINAL, POPULATION = 12, 6
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[tuple[Cluster, list[Any]]]:
+def cluster() -> Iterator[tuple[Any, list[Any]]]:
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
     # Ray declares a silent node dead after a few health checks; check often, so a lost node
     # is noticed in about a second rather than fifteen.
@@ -47,7 +49,7 @@ def cluster() -> Iterator[tuple[Cluster, list[Any]]]:
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()
     yield cluster, workers
-    ray.shutdown()  # in case the run failed before the executor shut down the connection it made
+    ray.shutdown()  # in case the run failed before the executor closed the connection it made
     cluster.shutdown()
 
 
@@ -67,38 +69,38 @@ def evaluate(state: dict[str, Any]) -> dict[str, float]:
 
 
 def test_losing_a_node_mid_run_leaves_every_member_accounted_for(
-    cluster: tuple[Cluster, list[Any]],
+    cluster: tuple[Any, list[Any]],
 ) -> None:
     simulated, workers = cluster
     # Connects to the head, as RayExecutor(address="auto") does on a machine of a real cluster
     # (an explicit address here, so that no other Ray on this machine is picked).
-    executor = RayExecutor(address=simulated.address)
-    trainer = Trainer(
-        FunctionModel(init, step, evaluate),
-        population_size=POPULATION,
-        hyperparameters={"lr": LogUniform(0.01, 0.3)},
-        stopping_criteria=StopAfter(FINAL),
-        ready_strategy=ReadyAfter(3),
-        executor=executor,
-        seed=0,
-        verbose=0,
-    )
-    removed_at: list[int] = []
+    with RayExecutor(address=simulated.address) as executor:
+        trainer = Trainer(
+            FunctionModel(init, step, evaluate),
+            population_size=POPULATION,
+            hyperparameters={"lr": LogUniform(0.01, 0.3)},
+            stopping_criteria=StopAfter(FINAL),
+            ready_strategy=ReadyAfter(3),
+            executor=executor,
+            seed=0,
+            verbose=0,
+        )
+        removed_at: list[int] = []
 
-    def remove_a_worker_mid_run() -> None:
-        deadline = time.monotonic() + 120
-        while len(trainer.history) < POPULATION * FINAL // 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        removed_at.append(len(trainer.history))
-        simulated.remove_node(workers[0], allow_graceful=False)
+        def remove_a_worker_mid_run() -> None:
+            deadline = time.monotonic() + 120
+            while len(trainer.history) < POPULATION * FINAL // 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            removed_at.append(len(trainer.history))
+            simulated.remove_node(workers[0], allow_graceful=False)
 
-    remover = threading.Thread(target=remove_a_worker_mid_run, daemon=True)
-    remover.start()
-    best, score = trainer.train()
-    remover.join(timeout=30)
+        remover = threading.Thread(target=remove_a_worker_mid_run, daemon=True)
+        remover.start()
+        best, score = trainer.train()
+        remover.join(timeout=30)
 
     assert removed_at and removed_at[0] < len(trainer.history)
-    assert not ray.is_initialized()  # the executor made the connection, so it closed it
+    assert not ray.is_initialized()  # the executor made the connection, so closing it closed that
     assert executor.restarts >= 1  # the actor on the removed node
     events = sorted((r["sequence"], r["member"], r["epoch"]) for r in trainer.history + trainer.exploits)
     assert {member: epoch for _, member, epoch in events} == dict.fromkeys(range(POPULATION), FINAL)

@@ -2,7 +2,8 @@
 
 FunctionModel, Keras and PyTorch members train as Ray actors; the results must be those of the
 in-process run (each member's training is deterministic), and the asynchronous loop must copy
-exactly the donor state the trainer recorded.
+exactly the donor state the trainer recorded. ``TestRayExecutorContract`` runs the Executor
+contract every executor passes; one executor serves several trainers in a row.
 """
 
 from __future__ import annotations
@@ -15,13 +16,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import keras
 import numpy as np
 import pytest
-import ray
-import torch
-from sklearn.datasets import load_digits
-from torch import nn
 
 from pybt import PyBTError, Trainer
 from pybt.errors import TrainingError
@@ -30,6 +26,15 @@ from pybt.model import FunctionModel, KerasModelWrapper, TorchModelWrapper
 from pybt.policy.done import StopAfter
 from pybt.policy.ready import ReadyAfter
 from pybt.space import LogUniform
+from tests.executor import contract
+from tests.executor.contract import ExecutorContract
+
+# A NumPy-only environment skips the file here (importing pybt.executor.ray needs no Ray).
+ray = pytest.importorskip("ray")
+keras = pytest.importorskip("keras")
+torch = pytest.importorskip("torch")
+load_digits = pytest.importorskip("sklearn.datasets").load_digits
+nn = torch.nn
 
 TARGET = np.array([1.0, -2.0, 0.5])
 
@@ -39,6 +44,7 @@ def local_ray() -> Iterator[None]:
     # Ray workers cannot import this test module (pytest put tests/ on sys.path, not Ray):
     # send its functions by value, as for a user's script.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.cloudpickle.register_pickle_by_value(contract)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
@@ -114,9 +120,9 @@ def test_function_members_train_as_in_process_with_the_data_sent_once(monkeypatc
     # it runs.
     local = bowl_trainer(None, exploit_strategy=None, explore_strategy=None)
     local_best, local_score = local.train()
-    executor = RayExecutor()
-    remote = bowl_trainer(executor, exploit_strategy=None, explore_strategy=None)
-    remote_best, remote_score = remote.train()
+    with RayExecutor() as executor:
+        remote = bowl_trainer(executor, exploit_strategy=None, explore_strategy=None)
+        remote_best, remote_score = remote.train()
 
     assert trajectories(remote) == trajectories(local)
     assert remote_score == local_score
@@ -135,9 +141,9 @@ def test_function_members_train_as_in_process_with_the_data_sent_once(monkeypatc
 
 
 def test_asynchronous_exploit_copies_the_state_the_trainer_recorded() -> None:
-    executor = RayExecutor()
-    trainer = bowl_trainer(executor, pause=0.02, population_size=8, stopping_criteria=StopAfter(12))
-    trainer.train()
+    with RayExecutor() as executor:
+        trainer = bowl_trainer(executor, pause=0.02, population_size=8, stopping_criteria=StopAfter(12))
+        trainer.train()
 
     # The state counts its epochs: after every copy the member resumed from exactly the donor
     # epoch the trainer recorded, although donors were often training further meanwhile.
@@ -158,39 +164,58 @@ def test_asynchronous_exploit_copies_the_state_the_trainer_recorded() -> None:
         if live:
             gaps.append(max(live) - min(live))
     assert max(gaps) > 1
-    assert max(gaps) <= trainer._max_lead + trainer.epochs_per_step
+    # The trainer lets a member start a step at most max(epochs_per_step, ready interval)
+    # epochs ahead of the slowest live member, and a step adds epochs_per_step.
+    max_lead = max(trainer.epochs_per_step, trainer.ready_strategy.epochs)
+    assert max(gaps) <= max_lead + trainer.epochs_per_step
 
 
-def test_the_executor_contract_directly() -> None:
-    executor = RayExecutor(max_concurrent=2)
-    executor.start(FunctionModel(init, step, evaluate), {"target": TARGET}, {"target": TARGET})
-    for member in (0, 1, 2):
-        executor.place(member, seed=10 + member)
-    np.testing.assert_array_equal(executor.get_state(2)["w"], init(12)["w"])  # before any step
-    for member, lr in ((0, 0.1), (1, 0.2)):
-        executor.submit(member, {"lr": lr}, 2)
-    results = []
-    while executor.pending:
-        results += list(executor.completed())
-    assert sorted(r.member for r in results) == [0, 1] and all(r.error is None for r in results)
-    before = {member: executor.get_state(member) for member in (0, 1)}
-    assert before[0]["epochs"] == before[1]["epochs"] == 2
+class TestRayExecutorContract(ExecutorContract):
+    def make_executor(self) -> RayExecutor:
+        return RayExecutor(max_concurrent=2)
 
-    # A swap: each member gets the other's state from before the copy.
-    executor.copy_states([(0, 1), (1, 0)])
-    np.testing.assert_array_equal(executor.get_state(0)["w"], before[1]["w"])
-    np.testing.assert_array_equal(executor.get_state(1)["w"], before[0]["w"])
-    # The copied state is what the member trains on next, on whichever actor runs it.
-    executor.submit(0, {"lr": 0.0}, 1)
-    [result] = list(executor.completed())
-    assert result.eval_metrics["score"] == evaluate(before[1], TARGET)["score"]
-    assert result.eval_metrics["epochs"] == 3
 
-    executor.set_state(2, {"w": np.zeros(3), "epochs": np.array(7)})
-    assert executor.model(2)["epochs"] == 7 and not executor.model(2)["w"].any()
-    executor.shutdown()
-    executor.shutdown()  # twice is fine
-    assert ray.is_initialized()  # it did not start Ray, so it leaves Ray running
+def other_init(seed: int) -> dict[str, Any]:
+    return {"w": np.random.default_rng(seed).normal(size=2), "epochs": 0}
+
+
+def test_one_executor_serves_two_trainers_in_a_row_and_closes_its_actors() -> None:
+    with RayExecutor(max_concurrent=2) as executor:
+        first = bowl_trainer(executor, population_size=4, stopping_criteria=StopAfter(6))
+        first_best, _ = first.train()
+        # Another model, data and population: the same actors take them in.
+        second = bowl_trainer(
+            executor,
+            model=FunctionModel(other_init, step, evaluate),
+            population_size=3,
+            stopping_criteria=StopAfter(4),
+            step_args={"fit_args": {"target": np.zeros(2)}},
+            eval_args={"target": np.zeros(2)},
+        )
+        second_best, _ = second.train()
+        pids = [{int(row["metrics"]["pid"]) for row in trainer.history} for trainer in (first, second)]
+
+    assert final_epochs(first) == dict.fromkeys(range(4), 6)
+    assert final_epochs(second) == dict.fromkeys(range(3), 4)
+    assert first_best["w"].shape == (3,) and second_best["w"].shape == (2,)
+    # One pool of two actors served both runs (an actor may have run steps in only one of them).
+    assert len(pids[0] | pids[1]) <= 2 and pids[0] & pids[1]
+    # Closed on leaving the block: the actors' processes end; Ray, started here, runs on.
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in pids[0] | pids[1]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in pids[0] | pids[1])
+    assert ray.is_initialized()
+    with pytest.raises(TrainingError, match="closed"):
+        executor.submit(0, {"lr": 0.1}, 1)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_keras_members_travel_as_config_and_weights(digits: Any) -> None:
@@ -204,19 +229,20 @@ def test_keras_members_travel_as_config_and_weights(digits: Any) -> None:
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
-    trainer = Trainer(
-        model=wrapper,
-        population_size=3,
-        hyperparameters={"learning_rate": LogUniform(1e-3, 3e-2)},
-        stopping_criteria=StopAfter(4),
-        ready_strategy=ReadyAfter(2),
-        step_args={"epochs_per_step": 2, "fit_args": {"x": x, "y": y}},
-        eval_args={"x": x_val, "y": y_val},
-        executor=RayExecutor(),
-        seed=0,
-        verbose=0,
-    )
-    best, score = trainer.train()
+    with RayExecutor() as executor:
+        trainer = Trainer(
+            model=wrapper,
+            population_size=3,
+            hyperparameters={"learning_rate": LogUniform(1e-3, 3e-2)},
+            stopping_criteria=StopAfter(4),
+            ready_strategy=ReadyAfter(2),
+            step_args={"epochs_per_step": 2, "fit_args": {"x": x, "y": y}},
+            eval_args={"x": x_val, "y": y_val},
+            executor=executor,
+            seed=0,
+            verbose=0,
+        )
+        best, score = trainer.train()
 
     assert isinstance(best, keras.Model) and best is not model
     assert {row["member"] for row in trainer.history} == {0, 1, 2}
@@ -253,19 +279,20 @@ def test_torch_members_train_on_ray(digits: Any) -> None:
         torch.optim.Adam,
         nn.CrossEntropyLoss(),
     )
-    trainer = Trainer(
-        model=wrapper,
-        population_size=4,
-        hyperparameters={"lr": LogUniform(1e-3, 3e-2)},
-        stopping_criteria=StopAfter(4),
-        ready_strategy=ReadyAfter(2),
-        step_args={"epochs_per_step": 1, "fit_args": {"x": x, "y": y}},
-        eval_args={"x": x_val, "y": y_val},
-        executor=RayExecutor(num_cpus_per_member=1),
-        seed=1,
-        verbose=0,
-    )
-    best, score = trainer.train()
+    with RayExecutor(num_cpus_per_member=1) as executor:
+        trainer = Trainer(
+            model=wrapper,
+            population_size=4,
+            hyperparameters={"lr": LogUniform(1e-3, 3e-2)},
+            stopping_criteria=StopAfter(4),
+            ready_strategy=ReadyAfter(2),
+            step_args={"epochs_per_step": 1, "fit_args": {"x": x, "y": y}},
+            eval_args={"x": x_val, "y": y_val},
+            executor=executor,
+            seed=1,
+            verbose=0,
+        )
+        best, score = trainer.train()
 
     assert isinstance(best, nn.Module)
     with torch.no_grad():
@@ -283,15 +310,16 @@ def test_an_actor_that_cannot_load_the_model_is_a_clear_error(tmp_path: Any) -> 
         import only_here
 
         model = FunctionModel(only_here.init, lambda s, hp: s, lambda s: s["w"])
-        trainer = Trainer(
-            model,
-            population_size=2,
-            hyperparameters={"lr": LogUniform(1e-3, 1.0)},
-            executor=RayExecutor(),
-            verbose=0,
-        )
-        with pytest.raises(TrainingError, match="could not load the model") as raised:
-            trainer.train()
+        with RayExecutor() as executor:
+            trainer = Trainer(
+                model,
+                population_size=2,
+                hyperparameters={"lr": LogUniform(1e-3, 1.0)},
+                executor=executor,
+                verbose=0,
+            )
+            with pytest.raises(TrainingError, match="could not load the model") as raised:
+                trainer.train()
         assert "only_here" in str(raised.value)
     finally:
         sys.path.remove(str(tmp_path))
@@ -307,9 +335,8 @@ def test_arguments_are_checked() -> None:
     ):
         with pytest.raises(PyBTError, match=named):
             RayExecutor(**arguments)
-    executor = RayExecutor(num_gpus_per_member=1)  # this Ray has no GPU
-    with pytest.raises(PyBTError, match="0 GPUs"):
-        executor.start(FunctionModel(init, step, evaluate), {}, {})
+    with RayExecutor(num_gpus_per_member=1) as executor, pytest.raises(PyBTError, match="0 GPUs"):
+        executor.start(FunctionModel(init, step, evaluate), {}, {})  # this Ray has no GPU
 
 
 def test_without_ray_the_error_names_the_extra() -> None:

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import ray
 
 from pybt import Trainer
 from pybt.errors import TrainingError
@@ -27,6 +26,9 @@ from pybt.model import FunctionModel
 from pybt.policy.done import StopAfter
 from pybt.policy.ready import ReadyAfter
 from pybt.space import Choice, LogUniform
+
+# A NumPy-only environment skips the file here (importing pybt.executor.ray needs no Ray).
+ray = pytest.importorskip("ray")
 
 FINAL = 6
 
@@ -104,12 +106,12 @@ def test_an_actor_killed_mid_step_is_replaced_and_the_run_completes(tmp_path: Pa
             os.kill(killed[0], signal.SIGKILL)
             killed.append(len(trainer.history))  # steps recorded by then
 
-    executor = RayExecutor()
-    trainer = trainer_for(executor, [None] * 4, victim=str(victim))
-    killer = threading.Thread(target=kill_when_announced, daemon=True)
-    killer.start()
-    trainer.train()
-    killer.join(timeout=5)
+    with RayExecutor() as executor:
+        trainer = trainer_for(executor, [None] * 4, victim=str(victim))
+        killer = threading.Thread(target=kill_when_announced, daemon=True)
+        killer.start()
+        trainer.train()
+        killer.join(timeout=5)
 
     assert killed, "no step announced itself"
     assert executor.restarts == 1
@@ -124,9 +126,9 @@ def test_an_actor_killed_mid_step_is_replaced_and_the_run_completes(tmp_path: Pa
 
 
 def test_a_step_that_keeps_killing_its_actor_fails_the_member() -> None:
-    executor = RayExecutor()
-    trainer = trainer_for(executor, ["kill", None, None, None])
-    trainer.train()
+    with RayExecutor() as executor:
+        trainer = trainer_for(executor, ["kill", None, None, None])
+        trainer.train()
 
     assert executor.restarts == MAX_DEATHS
     [failure] = trainer.failures
@@ -137,8 +139,9 @@ def test_a_step_that_keeps_killing_its_actor_fails_the_member() -> None:
 
 
 def test_a_step_that_raises_is_handled_as_in_process() -> None:
-    trainer = trainer_for(RayExecutor(), [None, "raise", None])
-    trainer.train()
+    with RayExecutor() as executor:
+        trainer = trainer_for(executor, [None, "raise", None])
+        trainer.train()
 
     [failure] = trainer.failures
     assert failure["member"] == 1 and failure["error"] == "RuntimeError: boom at epoch 0"
@@ -146,8 +149,8 @@ def test_a_step_that_raises_is_handled_as_in_process() -> None:
     assert final_epochs(trainer) == dict.fromkeys(range(3), FINAL)
 
     # When every member fails, the error chains the actor's exception, with its traceback.
-    with pytest.raises(TrainingError, match="Every member failed") as raised:
-        trainer_for(RayExecutor(), ["raise", "raise"]).train()
+    with RayExecutor() as executor, pytest.raises(TrainingError, match="Every member failed") as raised:
+        trainer_for(executor, ["raise", "raise"]).train()
     cause = raised.value.__cause__
     assert isinstance(cause, RuntimeError) and str(cause) == "boom at epoch 0"
     assert any("Raised in a Ray actor" in note and "in step" in note for note in cause.__notes__)

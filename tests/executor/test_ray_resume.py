@@ -1,4 +1,8 @@
-"""Resuming a run folder on RayExecutor: an interrupted asynchronous run continues from its cut."""
+"""Resuming a run folder on RayExecutor: an interrupted asynchronous run continues from its cut.
+
+The interrupted trainer and the one that resumes share one executor, as in a notebook: the
+second ``start()`` begins a new run while the first run's steps are still in flight.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
-import ray
 
 import pybt
 from pybt.executor.ray import RayExecutor
@@ -20,6 +23,9 @@ from pybt.policy.done import StopAfter
 from pybt.policy.exploit import Truncation
 from pybt.policy.ready import ReadyAfter
 from pybt.store import RunStore, load_run
+
+# A NumPy-only environment skips the file here (importing pybt.executor.ray needs no Ray).
+ray = pytest.importorskip("ray")
 
 EPOCHS = 12
 
@@ -35,9 +41,12 @@ def local_ray() -> Iterator[None]:
 class InterruptingTruncation(Truncation):
     """Truncation that stands in for a crash of the driver once a member is ready at epoch 8.
 
-    By then every member has passed earlier ready points (no member runs more than a ready
-    interval ahead of the slowest), so a checkpoint cut exists; the run stops at 12. The switch
-    is a class attribute, so it is not part of the run's configuration.
+    It never picks a donor that is behind the member: the population defers such a copy (the
+    donor is still training) without marking the member ready, and a member deferred at every
+    ready point would hold back every checkpoint cut, as cuts wait for all members to pass a
+    ready point. So by epoch 8 every member has passed earlier ready points (no member runs
+    more than a ready interval ahead of the slowest), and a cut exists; the run stops at 12.
+    The switch is a class attribute, so it is not part of the run's configuration.
     """
 
     crash: ClassVar[bool] = False
@@ -45,7 +54,10 @@ class InterruptingTruncation(Truncation):
     def donor(self, member: Any, population: Any, rng: np.random.Generator) -> int | None:
         if InterruptingTruncation.crash and member.epoch >= 8:
             raise KeyboardInterrupt
-        return super().donor(member, population, rng)
+        donor = super().donor(member, population, rng)
+        if donor is not None and population.get(donor).epoch < member.epoch:
+            return None
+        return donor
 
 
 def step(state: dict, h: dict) -> dict:
@@ -54,7 +66,7 @@ def step(state: dict, h: dict) -> dict:
     return {"theta": theta - 0.1 * np.array([h["h0"], h["h1"]]) * theta}
 
 
-def make_trainer(run_dir: Path) -> pybt.Trainer:
+def make_trainer(run_dir: Path, executor: RayExecutor) -> pybt.Trainer:
     return pybt.Trainer(
         FunctionModel(
             lambda seed: {"theta": np.array([0.9, 0.9])}, step, lambda s: 1.2 - float(np.sum(s["theta"] ** 2))
@@ -64,7 +76,7 @@ def make_trainer(run_dir: Path) -> pybt.Trainer:
         stopping_criteria=StopAfter(EPOCHS),
         ready_strategy=ReadyAfter(2),
         exploit_strategy=InterruptingTruncation(),
-        executor=RayExecutor(max_concurrent=2),
+        executor=executor,
         run_dir=str(run_dir),
         seed=5,
         verbose=0,
@@ -72,27 +84,29 @@ def make_trainer(run_dir: Path) -> pybt.Trainer:
 
 
 def test_an_interrupted_ray_run_resumes_from_its_newest_cut(tmp_path: Path) -> None:
-    InterruptingTruncation.crash = True
-    with pytest.raises(KeyboardInterrupt):
-        make_trainer(tmp_path).train()
-    InterruptingTruncation.crash = False
+    with RayExecutor(max_concurrent=2) as executor:
+        InterruptingTruncation.crash = True
+        with pytest.raises(KeyboardInterrupt):
+            make_trainer(tmp_path, executor).train()
+        InterruptingTruncation.crash = False
 
-    store = RunStore(tmp_path)
-    cut = store.latest_cut()
-    before = store.rows("steps")
-    store.close()
-    assert cut is not None, "the interrupted run had written a checkpoint cut"
-    sequence, _, states = cut
-    assert sorted(states) == [0, 1, 2, 3], "a cut holds every member's state"
-    kept = [row for row in before if row["sequence"] <= sequence]
-    assert kept, "the cut comes after some steps"
-    assert not load_run(tmp_path)["finished"]
+        store = RunStore(tmp_path)
+        cut = store.latest_cut()
+        before = store.rows("steps")
+        store.close()
+        assert cut is not None, "the interrupted run had written a checkpoint cut"
+        sequence, _, states = cut
+        assert sorted(states) == [0, 1, 2, 3], "a cut holds every member's state"
+        kept = [row for row in before if row["sequence"] <= sequence]
+        assert kept, "the cut comes after some steps"
+        assert not load_run(tmp_path).finished
 
-    trainer = make_trainer(tmp_path)
-    _, score = trainer.train()
+        trainer = make_trainer(tmp_path, executor)
+        _, score = trainer.train()
+
     run = load_run(tmp_path)
-    assert run["finished"]
-    assert run["steps"] == trainer.history
+    assert run.finished
+    assert list(run.history.steps) == trainer.history
     # The rows up to the cut are kept as they were; the ones after it were trained again.
     assert trainer.history[: len(kept)] == kept
     sequences = [row["sequence"] for row in trainer.history]

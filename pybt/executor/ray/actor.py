@@ -1,8 +1,8 @@
 """The worker side of :class:`~pybt.executor.ray.RayExecutor`: one Ray actor hosting members.
 
 A :class:`MemberHost` is a plain class (``ray.remote`` wraps it at run time, so importing this
-module needs no Ray). It fetches the template and the training data once, from the object
-store, and keeps the members that run on it in memory. A step trains one member with
+module needs no Ray). For each run it loads the template and the training data once, from the
+object store, and keeps the members that run on it in memory. A step trains one member with
 :func:`~pybt.executor.serial.run_step`, so a step fails exactly as it does in process, and
 returns the result together with the member's new state: the executor keeps that state in the
 object store as the member's backup and as what an exploiting member copies.
@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from pybt.errors import describe_exception
 from pybt.executor.base import StepResult
 from pybt.executor.serial import run_step
 from pybt.model.base import ModelWrapper, State
@@ -29,26 +30,31 @@ from pybt.model.base import ModelWrapper, State
 class MemberHost:
     """Members of one population living in one worker process; one step at a time."""
 
-    def __init__(self, environment: Mapping[str, str], payload: list[Any], threads: int) -> None:
-        # The driver's KERAS_BACKEND must be in place before the template's unpickling imports
-        # Keras, so the object refs come inside a list (Ray resolves only top-level ones).
+    def __init__(self, environment: Mapping[str, str], threads: int) -> None:
+        # The driver's KERAS_BACKEND must be in place before a template's unpickling imports Keras.
         os.environ.update(environment)
-        import ray
-
-        template, fit_args, eval_args = ray.get(payload)
-        self._template: ModelWrapper = template
-        self._fit_args: Mapping[str, Any] = fit_args
-        self._eval_args: Mapping[str, Any] = eval_args
         self._threads = threads
+        self._template: ModelWrapper | None = None
+        self._fit_args: Mapping[str, Any] = {}
+        self._eval_args: Mapping[str, Any] = {}
         self._members: dict[int, ModelWrapper] = {}
         self._pin_threads()
 
+    def load(self, payload: list[Any]) -> bool:
+        """Begin a run: forget the members of any earlier one, and fetch this run's template,
+        ``fit_args`` and ``eval_args``. Answers once they are unpacked (or raises)."""
+        import ray
+
+        # Nothing of an earlier run survives a load that fails half-way.
+        self._template, self._fit_args, self._eval_args = None, {}, {}
+        self._members.clear()
+        # The object refs come inside a list, so Ray does not resolve them before this runs.
+        template, fit_args, eval_args = ray.get(payload)
+        self._template, self._fit_args, self._eval_args = template, fit_args, eval_args
+        return True
+
     def pid(self) -> int:
         return os.getpid()
-
-    def ready(self) -> bool:
-        """Answers once the actor is up and has unpacked the template and the data."""
-        return True
 
     def step(
         self,
@@ -74,7 +80,7 @@ class MemberHost:
                 member=member_id,
                 epochs=epochs,
                 seconds=time.perf_counter() - started,
-                error="".join(traceback.format_exception_only(type(error), error)).strip(),
+                error=describe_exception(error),
                 exception=error,
             )
         else:
@@ -84,11 +90,7 @@ class MemberHost:
             try:
                 new_state = self._members[member_id].get_state()
             except Exception as error:
-                result = replace(
-                    result,
-                    error="".join(traceback.format_exception_only(type(error), error)).strip(),
-                    exception=error,
-                )
+                result = replace(result, error=describe_exception(error), exception=error)
         if result.exception is not None:
             result = replace(result, exception=_portable_exception(result.exception))
         return (result, time.time()), new_state
@@ -103,6 +105,8 @@ class MemberHost:
     def _member(
         self, member_id: int, seed: int, state: Mapping[str, np.ndarray] | None, sync: bool
     ) -> ModelWrapper:
+        if self._template is None:
+            raise RuntimeError("this Ray actor has no template: load() comes before step()")
         wrapper = self._members.get(member_id)
         if sync or wrapper is None:
             if wrapper is None or state is None:
