@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 
+from pybt._version import __version__
 from pybt.errors import PyBTError
 from pybt.replay import replay
 from pybt.space import Choice, Domain, IntUniform, LogUniform, Uniform
+from pybt.store.reader import load_run
 from pybt.trainer import Trainer
-
-__version__ = "0.4.0"
 
 __all__ = [
     "Choice",
@@ -24,6 +24,7 @@ __all__ = [
     "Trainer",
     "Uniform",
     "__version__",
+    "load_run",
     "replay",
 ]
 

@@ -14,13 +14,19 @@ trained again, exactly once) and puts every member's state back into the executo
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import numpy as np
 
 from pybt.errors import invalid_argument
 from pybt.executor.base import Executor
+from pybt.history import Standing
+from pybt.model.base import ModelWrapper
 from pybt.population import Population
 from pybt.runlog import RunLog
 from pybt.store import RunStore
+from pybt.winner import BestKeeper
 
 logger = logging.getLogger(__name__)
 
@@ -28,11 +34,20 @@ logger = logging.getLogger(__name__)
 class Checkpoints:
     """Takes the cuts of one run folder and resumes from them."""
 
-    def __init__(self, store: RunStore, executor: Executor, population: Population, log: RunLog) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        executor: Executor,
+        population: Population,
+        log: RunLog,
+        keeper: BestKeeper | None = None,
+    ) -> None:
         self.store = store
         self.executor = executor
         self.population = population
         self.log = log
+        self.keeper = keeper  # result="best_ever": the best state seen, written with each cut
+        self._kept_entry: dict[str, Any] | None = None
         self.changed: set[int] = set(population.members)  # states not in the last cut
         self.mark = 0  # the ready epoch every live member had passed at the last cut
         self.draining = False  # a cut waits for running steps, and nothing new starts
@@ -62,16 +77,28 @@ class Checkpoints:
         }
         states = {member: self.executor.get_state(member) for member in sorted(self.changed)}
         epochs = {member.id: member.epoch for member in self.population.members.values()}
+        if self.keeper is not None and self.keeper.kept is not None and self.keeper.changed:
+            kept = self.keeper.kept
+            sha256 = self.store.save_state_file("best-ever", kept.state)
+            self._kept_entry = {**kept.standing._asdict(), "sha256": sha256}
+            self.keeper.changed = False
+        if self._kept_entry is not None:
+            state["kept"] = self._kept_entry
         self.store.save_cut(self.log.sequence, state, states, epochs)
         self.changed.clear()
         self.draining = False
         self.log.checkpoint(self.log.sequence)
 
-    def finish(self, best_member: int) -> None:
-        """The run is over: a last cut, and the winner recorded (once)."""
-        if not self.store.finished:
-            self.cut()
-            self.store.mark_finished(best_member, self.log.sequence)
+    def finish(self, winner: Standing, winner_state: Mapping[str, np.ndarray], member: ModelWrapper) -> None:
+        """The run is over: a last cut, the winner's state and export written, the end recorded
+        (once). ``member`` holds the winner's weights, for its framework's own export."""
+        if self.store.finished:
+            return
+        self.cut()
+        sha256 = self.store.save_state_file("winner", winner_state)
+        exported = self.store.export(member)
+        entry = {**winner._asdict(), "sha256": sha256, "export": exported}
+        self.store.mark_finished(winner.member, self.log.sequence, entry)
 
     def resume(self) -> None:
         """Continue from the newest intact cut; records made after it are dropped, to be redone."""
@@ -86,6 +113,7 @@ class Checkpoints:
         records = [*store.rows("steps"), *store.rows("exploits"), *store.rows("failures")]
         self.log.reload(records, state["metric"], state["mode"])
         self.population.restore(state)
+        self._restore_kept(state.get("kept"))
         self.mark = state["cut_mark"]
         for member_id, member_state in member_states.items():
             try:
@@ -101,3 +129,18 @@ class Checkpoints:
                 ) from error
         self.changed.clear()
         logger.info("resumed %s at sequence %d", store.path, sequence)
+
+    def _restore_kept(self, entry: Any) -> None:
+        """The best state seen before the resume (result="best_ever"), if it is intact."""
+        if self.keeper is None or not isinstance(entry, dict):
+            return
+        state = self.store.read_state_file("best-ever", entry.get("sha256"))
+        try:
+            if state is None:
+                raise ValueError("missing or damaged")
+            self.keeper.restore(entry, state)
+            self._kept_entry = entry
+        except (KeyError, TypeError, ValueError):
+            logger.warning(
+                "%s: the best state seen before is missing or damaged; keeping anew", self.store.path
+            )

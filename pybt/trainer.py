@@ -20,6 +20,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ from pybt.errors import TrainingError
 from pybt.executor.base import Executor, StepResult
 from pybt.executor.serial import SerialExecutor
 from pybt.history import HistoryView, Record, RunHistory
-from pybt.model.base import ModelWrapper
+from pybt.model.base import ModelWrapper, member_with_state
 from pybt.objective import infer_mode
 from pybt.policy.done import DoneStrategy, RunStatus, StopAfter
 from pybt.policy.exploit import ExploitStrategy, Truncation
@@ -51,6 +52,7 @@ from pybt.settings import (
 )
 from pybt.space import Domain, as_space
 from pybt.store import RunStore
+from pybt.winner import BestKeeper, check_result
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +89,7 @@ class Trainer(RunResults):
         seed: int | None = None,
         verbose: int = 1,
         callbacks: Sequence[Callback] | None = None,
+        result: str = "final",
     ) -> None:
         callbacks = list(callbacks or [])
         check_arguments(
@@ -115,6 +118,7 @@ class Trainer(RunResults):
 
         # A resumed run continues with the seed it started with, drawn or given.
         store = RunStore(run_dir) if run_dir is not None else None
+        self.run_dir = None if store is None else store.path
         if seed is None and store is not None and store.config is not None:
             seed = store.config["seed"]
         seed_sequence = np.random.SeedSequence(seed)
@@ -138,7 +142,11 @@ class Trainer(RunResults):
 
         self.callbacks: list[Callback] = ([ProgressBar()] if verbose > 0 else []) + callbacks
         self._log = RunLog(self.run_history, store, CallbackList(self.callbacks, self))
-        self._checkpoints = Checkpoints(store, self.executor, self._population, self._log) if store else None
+        self.result = check_result(result)
+        self._keeper = BestKeeper(self.run_history, self.executor) if self.result == "best_ever" else None
+        self._checkpoints = (
+            Checkpoints(store, self.executor, self._population, self._log, self._keeper) if store else None
+        )
         self._running: set[int] = set()  # members with a step submitted and not yet reported
         self._waiting: set[int] = set()  # failed members waiting for a healthy donor
         # A turn's work in progress, kept here so that an interrupted train() goes on exactly:
@@ -246,6 +254,8 @@ class Trainer(RunResults):
         return True
 
     def _after_turn(self) -> None:
+        if self._keeper is not None:
+            self._keeper.note()
         if self._checkpoints is not None:
             self._checkpoints.after_turn(self._running)
 
@@ -321,10 +331,32 @@ class Trainer(RunResults):
         if self._checkpoints is not None:
             self._checkpoints.changed.add(member_id)
 
+    def export(self, path: str | os.PathLike[str], member: int | None = None) -> Path:
+        """Save ``member`` (default: the best now) in its framework's format at ``path`` (the
+        suffix is the framework's: ``.keras``, ``.pt``, ``.npz``); the path written."""
+        best = self.run_history.resolve(self._member_id(member))
+        if best is None:
+            raise TrainingError("No member has a score: train() has not completed a step yet.")
+        seed = self._population.members[best.member].seed
+        wrapper = member_with_state(self.model, seed, self.executor.get_state(best.member))
+        return wrapper.export(path)
+
     def _finish(self) -> TrainResult:
+        """The winner (see :mod:`pybt.winner`), written to the run folder with its export."""
         best = self.run_history.best()
         if best is None:
             raise TrainingError("No member has a score: no step has completed.")
-        if self._checkpoints is not None:
-            self._checkpoints.finish(best.member)
-        return TrainResult(self.executor.model(best.member), float(best.score), best.member, best.epoch)
+        kept = self._keeper.kept if self._keeper is not None else None
+        if kept is not None and self.run_history.fitness(kept.standing.score) > self.run_history.fitness(
+            best.score
+        ):
+            best, state = kept.standing, kept.state
+            member = member_with_state(self.model, self._population.members[best.member].seed, state)
+            model = member.unwrap()
+        else:
+            state, model, member = None, self.executor.model(best.member), None
+        if self._checkpoints is not None and not self._checkpoints.store.finished:
+            state = state if state is not None else self.executor.get_state(best.member)
+            seed = self._population.members[best.member].seed
+            self._checkpoints.finish(best, state, member or member_with_state(self.model, seed, state))
+        return TrainResult(model, float(best.score), best.member, best.epoch)

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pybt"
 
 # Top to bottom; a module may import from its own layer and the ones above.
 LAYERS = [
-    ["errors", "_imports", "_validate"],
+    ["errors", "_imports", "_validate", "_version"],
     ["objective", "space"],
     ["lineage", "history"],
     ["policy"],
@@ -19,7 +19,7 @@ LAYERS = [
     ["store"],
     ["callbacks"],
     ["population"],
-    ["scoring", "runlog", "checkpoint", "settings", "results"],
+    ["scoring", "runlog", "checkpoint", "settings", "results", "winner"],
     ["trainer"],
     ["replay", "report", "demo", "cli", "__init__"],
 ]

@@ -18,8 +18,10 @@ first rows to build an unbuilt Keras model, say); the ``check_*`` hooks it calls
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -100,6 +102,19 @@ class ModelWrapper(ABC):
         """The metric scored when the user names none: the first one evaluated."""
         return next(iter(metrics))
 
+    #: The file suffix :meth:`export` writes.
+    export_suffix = ".npz"
+
+    def export(self, path: str | os.PathLike[str]) -> Path:
+        """Save this member in its framework's own format at ``path`` (with ``export_suffix``).
+
+        The default writes its state as a NumPy ``.npz`` (``np.load`` reads it back); Keras
+        members write a ``.keras`` file, PyTorch members their module's ``state_dict``.
+        """
+        target = Path(path).with_suffix(self.export_suffix)
+        np.savez(target, **self.get_state())
+        return target
+
 
 def finite_metrics(values: Mapping[str, Any], owner: str) -> Metrics:
     """``{name: float}`` from a framework's metric values, refusing what is not a number.
@@ -143,3 +158,10 @@ def check_samples(argument: str, args: Mapping[str, Any]) -> None:
         raise invalid_argument(
             argument, known, "x and y with the same number (at least one) of samples along the first axis"
         )
+
+
+def member_with_state(template: ModelWrapper, seed: int, state: Mapping[str, np.ndarray]) -> ModelWrapper:
+    """A member of ``template`` holding ``state`` (to return, export or load a winner)."""
+    member = template.spawn(seed)
+    member.set_state(state)
+    return member

@@ -198,6 +198,15 @@ class Journal:
             for row in rows
         ]
 
+    def last_recorded_at(self) -> float | None:
+        """When the newest record was made (seconds since the epoch), or None."""
+        with self.errors():
+            times = [
+                self._db.execute(f"SELECT MAX(recorded_at) FROM {kind}").fetchone()[0] for kind in ROW_COLUMNS
+            ]
+        known = [t for t in times if isinstance(t, (int, float))]
+        return max(known) if known else None
+
     def truncate_after(self, sequence: int) -> None:
         """Drop records and cuts after ``sequence``, and the run's end (it is not over any more)."""
         with self.errors(), self._db:

@@ -26,7 +26,7 @@ class RunFolderBusyError(PyBTError, RuntimeError):
     """Another process (or another Trainer) is writing to this run folder."""
 
 
-def _try_lock(handle: IO[bytes]) -> bool:
+def _try_lock(handle: IO[bytes], shared: bool = False) -> bool:
     if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
         import msvcrt
 
@@ -38,10 +38,21 @@ def _try_lock(handle: IO[bytes]) -> bool:
     import fcntl
 
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(handle.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except (BlockingIOError, PermissionError):
         return False
     return True
+
+
+def _unlock(handle: IO[bytes]) -> None:
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        import msvcrt
+
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        return
+    import fcntl
+
+    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _holder_text(path: Path) -> str:
@@ -89,6 +100,20 @@ class RunLock:
         handle.write(json.dumps(holder).encode())
         handle.flush()
         self._handle = handle
+
+    def holder(self) -> str | None:
+        """Who holds the lock now, or None when nobody does (a check that takes it for no time)."""
+        if self._handle is not None:
+            return _holder_text(self.path)
+        try:
+            handle = open(self.path, "rb")  # read-only: a reader may not write to the folder
+        except OSError:
+            return None
+        with handle:
+            if not _try_lock(handle, shared=True):
+                return _holder_text(self.path)
+            _unlock(handle)
+        return None
 
     def release(self) -> None:
         if self._handle is None:

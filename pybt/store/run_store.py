@@ -24,12 +24,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pybt._version import __version__
 from pybt.errors import PyBTError, TrainingError, invalid_argument
 from pybt.history import Record
 from pybt.store.checks import check_cut_state, damaged
@@ -47,6 +50,9 @@ from pybt.store.lock import RunLock
 
 CHECKPOINT_DIR = "checkpoints"
 CUTS_KEPT = 2
+#: State files kept beside the checkpoints: the run's winner, and the best state seen.
+STATE_FILES = ("winner", "best-ever")
+EXPORT_NAME = "best"  # the winner in its framework's format: best.keras, best.pt, best.npz
 _END_KEYS = ("finished", "best_member", "final_sequence")
 
 
@@ -111,6 +117,10 @@ class RunStore:
             f"away (or use another run_dir) to start a new run."
         )
 
+    def lock_holder(self) -> str | None:
+        """Who writes to the folder now (``"process 123 on host since ..."``), or None."""
+        return self._lock.holder()
+
     @property
     def journal(self) -> Journal:
         if self._journal is None:
@@ -149,6 +159,10 @@ class RunStore:
     def _remove_leftovers(self) -> None:
         """What a crash mid-write leaves: temporary files, and files of a cut never recorded."""
         remove_stale_temporaries(self.checkpoints)
+        remove_stale_temporaries(self.path)
+        for staging in self.path.glob(".export-*"):
+            if staging.is_dir() and not staging.is_symlink():
+                shutil.rmtree(staging, ignore_errors=True)
         used = self.journal.files_in_use()
         for file in self.checkpoints.iterdir():
             if CHECKPOINT_NAME.fullmatch(file.name) and file.name not in used:
@@ -187,7 +201,9 @@ class RunStore:
         if stored is None:
             with self.writing():
                 if self.journal.is_empty():  # no other writer got there first
-                    self.journal.set_many({"config": config})
+                    self.journal.set_many(
+                        {"config": config, "created_at": time.time(), "pybt_version": __version__}
+                    )
                     self.journal.add_members(members)
                 stored = self.config
         self._check_compatible(stored or {}, config)
@@ -215,10 +231,40 @@ class RunStore:
     def record(self, record: Record) -> None:
         self._writer().add(record)
 
-    def mark_finished(self, best_member: int, sequence: int) -> None:
+    def mark_finished(self, best_member: int, sequence: int, winner: Mapping[str, Any] | None = None) -> None:
         journal = self._writer()
-        journal.set_many({"finished": True, "best_member": best_member, "final_sequence": sequence})
+        ending = {"finished": True, "best_member": best_member, "final_sequence": sequence}
+        journal.set_many({**ending, "winner": dict(winner)} if winner is not None else ending)
         journal.checkpoint_wal()
+
+    # ---- state files and the export -------------------------------------------------------------
+    def save_state_file(self, name: str, state: Mapping[str, np.ndarray]) -> str:
+        """Write ``run_dir/<name>.npz`` (one of STATE_FILES) atomically; its SHA-256."""
+        self._writer()
+        data = npz_bytes(state)
+        write_atomically(self.path / f"{name}.npz", data)
+        return hashlib.sha256(data).hexdigest()
+
+    def read_state_file(self, name: str, sha256: Any) -> dict[str, np.ndarray] | None:
+        """The state in ``run_dir/<name>.npz`` if it is intact (its hash matches), else None."""
+        if name not in STATE_FILES or not isinstance(sha256, str):
+            return None
+        path = self.path / f"{name}.npz"
+        return None if path.is_symlink() else read_checkpoint(path, sha256)
+
+    def export(self, member: Any) -> str:
+        """The winner in its framework's own format as ``run_dir/best.<suffix>``; its file name."""
+        self._writer()
+        staging = self.path / f".export-{os.getpid()}"
+        try:
+            staging.mkdir(exist_ok=True)
+            written = Path(member.export(staging / EXPORT_NAME))
+            os.replace(written, self.path / written.name)
+        except OSError as error:
+            raise write_failure(self.path / f"{EXPORT_NAME}{member.export_suffix}", error) from error
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return written.name
 
     def truncate_after(self, sequence: int) -> None:
         """Drop records after ``sequence``: those steps will be trained again."""

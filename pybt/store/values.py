@@ -49,7 +49,8 @@ def _untag(value: Any) -> Any:
 def dumps(value: Any) -> str:
     """JSON text for journal values (tuples survive the round trip)."""
     try:
-        return json.dumps(_tag(value), sort_keys=True)
+        # Keys keep their order (a schedule's columns follow the space), JSON sorts nothing.
+        return json.dumps(_tag(value))
     except (TypeError, ValueError) as error:
         raise PyBTError(
             f"A run folder records hyperparameters and metrics as JSON, and this value is not "

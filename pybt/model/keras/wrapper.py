@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -149,6 +151,14 @@ class KerasModelWrapper(ModelWrapper):
 
     def unwrap(self) -> Any:
         return self.model
+
+    export_suffix = ".keras"
+
+    def export(self, path: str | os.PathLike[str]) -> Path:
+        """The member as a ``.keras`` file (``keras.saving.load_model`` reads it back)."""
+        target = Path(path).with_suffix(self.export_suffix)
+        self.model.save(target)
+        return target
 
     # ---- hyperparameters ------------------------------------------------------------------
     def default_space(self) -> dict[str, Domain]:

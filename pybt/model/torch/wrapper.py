@@ -9,7 +9,9 @@ optimizer (:mod:`.optimizer`) and the state's layout (:mod:`.state`) live beside
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -155,6 +157,16 @@ class TorchModelWrapper(ModelWrapper):
         if self.module is not None:
             self.module.eval()
         return self.module
+
+    export_suffix = ".pt"
+
+    def export(self, path: str | os.PathLike[str]) -> Path:
+        """The module's ``state_dict`` as a ``.pt`` file: ``module.load_state_dict(torch.load(path))``."""
+        torch = _torch()
+        module, _ = self._live()
+        target = Path(path).with_suffix(self.export_suffix)
+        torch.save(module.state_dict(), target)
+        return target
 
     def _live(self) -> tuple[Any, Any]:
         if self.module is None:
