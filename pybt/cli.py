@@ -17,7 +17,7 @@ def _demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from pybt.demo import run_demo
 
-    run_demo(population=args.population, epochs=args.epochs, seed=args.seed)
+    run_demo(population=args.population, epochs=args.epochs, seed=args.seed, run_dir=args.run_dir)
     return 0
 
 
@@ -37,6 +37,11 @@ def _report(args: argparse.Namespace) -> int:
             run.history,
             config,
             title=f"PyBT run · {run.path.resolve().name}",
+            # How the run stands, so that a report taken while it trains does not look final.
+            status=run.status,
+            created_at=run.created_at,
+            updated_at=run.updated_at,
+            version=run.version,
             progress=lambda figure: print(f"drawing {figure} ...", file=sys.stderr, flush=True),
         )
     print(f"wrote {path}")
@@ -51,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--population", type=int, default=8, help="members (default 8)")
     demo.add_argument("--epochs", type=int, default=20, help="epochs per member (default 20)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument("--run-dir", help="keep the run in this folder (then: pybt report RUN_DIR)")
     demo.set_defaults(run=_demo)
 
     report = commands.add_parser("report", help="an HTML report (or --csv history) of a run folder")

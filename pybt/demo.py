@@ -56,8 +56,18 @@ def digits_model(keras: Any, hidden: int = 64) -> Any:
     )
 
 
-def run_demo(population: int = 8, epochs: int = 20, seed: int = 0, out: TextIO | None = None) -> float:
-    """Train the demo population; print the result table; return the best validation accuracy."""
+def run_demo(
+    population: int = 8,
+    epochs: int = 20,
+    seed: int = 0,
+    out: TextIO | None = None,
+    run_dir: str | None = None,
+) -> float:
+    """Train the demo population; print the result table; return the best validation accuracy.
+
+    Members are ready every 2 epochs, so the winner's weights went through several copies and
+    its schedule shows what PBT did. With ``run_dir`` the run is kept there for ``pybt report``.
+    """
     import sys
 
     out = out or sys.stdout
@@ -87,20 +97,32 @@ def run_demo(population: int = 8, epochs: int = 20, seed: int = 0, out: TextIO |
         model=wrapped,
         population_size=population,
         stopping_criteria=StopAfter(epochs),
-        ready_strategy=ReadyAfter(4),
+        ready_strategy=ReadyAfter(2),
         step_args={"epochs_per_step": 2, "fit_args": {"x": x_train, "y": y_train}},
         eval_args={"x": x_val, "y": y_val},
+        run_dir=run_dir,
         seed=seed,
     )
     _, score = trainer.train()
     elapsed = time.perf_counter() - started
+    lineage = " → ".join(
+        f"member {s['member']} (epochs {s['from_epoch']}-{s['to_epoch']})" for s in trainer.lineage()
+    )
     lines = [
         "",
         f"best validation accuracy  {score:.4f}  (member {trainer.best_member})",
         f"exploits                  {len(trainer.exploits)}",
         f"time                      {format_seconds(elapsed)} ({elapsed:.1f} s)",
-        "winning schedule:",
+        f"the winner's weights      {lineage}",
+        "winning schedule (the hyperparameters that trained them):",
         schedule_table(trainer.run_history),
+        "",
     ]
+    if run_dir is not None:
+        lines.append(f"Next: pybt report {run_dir}   (an HTML page of this run: scores, lineage, schedule)")
+    else:
+        lines.append(
+            "Next: pybt demo --run-dir runs/demo, then pybt report runs/demo   (the run as an HTML page)"
+        )
     out.write("\n".join(lines) + "\n")
     return score

@@ -63,6 +63,19 @@ def check_arguments(
         check(f"callbacks[{index}]", callback, Callback, "ProgressBar()")
 
 
+def check_metric(model: ModelWrapper, metric: str | None) -> str | None:
+    """The metric in PyBT's words, refused now when the model can tell it will never report it."""
+    if metric is None:
+        return None
+    metric = model.metric_alias(metric)
+    known = model.known_metrics()
+    if known is not None and metric not in known:
+        raise invalid_argument(
+            "metric", metric, f"one of the metrics this model reports {known}", "Pass one of those names."
+        )
+    return metric
+
+
 def parse_step_args(step_args: Any) -> tuple[int, dict[str, Any]]:
     """``(epochs_per_step, fit_args)`` from ``step_args``."""
     args = _validate.check_mapping(

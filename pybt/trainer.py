@@ -45,6 +45,7 @@ from pybt.runlog import RunLog
 from pybt.scoring import score_step
 from pybt.settings import (
     check_arguments,
+    check_metric,
     check_population_fits,
     check_space,
     parse_step_args,
@@ -108,13 +109,16 @@ class Trainer(RunResults):
             model.default_space() if hyperparameters is None else as_space(hyperparameters)
         )
         model.prepare(self.space, self.fit_args, self.eval_args)
+        resolved_metric = check_metric(model, metric)
         check_space(self.space, initial_hyperparameters, journaled=run_dir is not None)
         self.executor: Executor = executor if executor is not None else SerialExecutor()
         check_population_fits(population_size, model, self.executor.members_in_process)
         self._owns_executor = executor is None
         self.verbose = verbose
         # A metric named up front has its direction known up front (or refused now).
-        self.run_history = RunHistory(metric=metric, mode=mode or (infer_mode(metric) if metric else None))
+        self.run_history = RunHistory(
+            metric=resolved_metric, mode=mode or (infer_mode(resolved_metric) if resolved_metric else None)
+        )
 
         # A resumed run continues with the seed it started with, drawn or given.
         store = RunStore(run_dir) if run_dir is not None else None
@@ -140,7 +144,8 @@ class Trainer(RunResults):
             members = self._population.members.values()
             store.begin(config, [(m.id, m.seed, m.hyperparameters) for m in members])
 
-        self.callbacks: list[Callback] = ([ProgressBar()] if verbose > 0 else []) + callbacks
+        progress = [ProgressBar(per_member=verbose > 1)] if verbose > 0 else []
+        self.callbacks: list[Callback] = progress + callbacks
         self._log = RunLog(self.run_history, store, CallbackList(self.callbacks, self))
         self.result = check_result(result)
         self._keeper = BestKeeper(self.run_history, self.executor) if self.result == "best_ever" else None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
+import pybt
 from pybt.cli import main
 
 
@@ -23,7 +25,7 @@ def test_demo_prints_the_result_table(capsys: pytest.CaptureFixture[str]) -> Non
 
     assert re.search(r"time\s+\d+:\d\d \(\d+\.\d s\)", out), out
 
-    table = out.split("winning schedule:\n", 1)[1].splitlines()
+    table = out.split("winning schedule (the hyperparameters that trained them):\n", 1)[1].splitlines()
     header = next(line.split() for line in table if "member" in line.split())
     assert {"epochs", "member", "learning_rate", "batch_size"} <= set(header)
     rows = [line.split() for line in table if re.match(r"\s*\d+-\d+\s", line)]
@@ -35,6 +37,21 @@ def test_demo_prints_the_result_table(capsys: pytest.CaptureFixture[str]) -> Non
     assert stretches[0]["member"] == accuracy.group(2)
     assert 1e-7 <= float(stretches[0]["learning_rate"]) <= 1e-1
     assert 8 <= int(stretches[0]["batch_size"]) <= 512
+    assert "Next: pybt demo --run-dir" in out
+
+
+def test_demo_keeps_a_run_folder_and_says_what_to_run_next(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pytest.importorskip("keras")
+    pytest.importorskip("sklearn")
+    run_dir = tmp_path / "demo"
+    assert main(["demo", "--population", "3", "--epochs", "4", "--run-dir", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"Next: pybt report {run_dir}" in out
+    run = pybt.load_run(run_dir)
+    assert run.finished and len(run.history.steps) == 3 * 2
+    assert (run_dir / "best.keras").is_file()
 
 
 def test_a_bad_argument_is_reported_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:

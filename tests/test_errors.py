@@ -88,12 +88,18 @@ def test_unknown_metric_with_function_model() -> None:
     assert "score" in str(error.value), "the message lists the metrics there are"
 
 
-def test_unknown_metric_with_keras() -> None:
-    run = keras_trainer(keras_wrapper(), metric="val_auc")
+def test_unknown_metric_with_keras_is_refused_before_training() -> None:
     with pytest.raises(pybt.PyBTError) as error:
-        run.train()
+        keras_trainer(keras_wrapper(), metric="val_auc")
     assert_names(error, "metric", "'val_auc'")
     assert "accuracy" in str(error.value)
+
+
+def test_keras_validation_metric_names_are_understood() -> None:
+    run = keras_trainer(keras_wrapper(), metric="val_accuracy")
+    assert run.metric == "accuracy" and run.mode == "max"
+    run.train()
+    assert all(step.score == step.metrics["accuracy"] for step in run.history)
 
 
 def test_hyperparameter_the_keras_optimizer_lacks() -> None:

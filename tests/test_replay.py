@@ -1,4 +1,4 @@
-"""pybt.replay: one fresh model trained along a recorded schedule; and the progress line."""
+"""pybt.replay: one fresh model trained along a recorded schedule."""
 
 from __future__ import annotations
 
@@ -71,11 +71,3 @@ def test_bad_replay_arguments_are_clear_errors() -> None:
         pybt.replay([{"from_epoch": 0, "to_epoch": 1, "hyperparameters": {}}], object())  # type: ignore[arg-type]
     with pytest.raises(pybt.PyBTError, match=r"schedule\[0\]"):
         pybt.replay([{"from_epoch": 3, "to_epoch": 3, "hyperparameters": {"h0": 1, "h1": 1}}], toy_model())
-
-
-def test_train_shows_progress_unless_verbose_is_zero(capsys: pytest.CaptureFixture[str]) -> None:
-    toy_trainer(verbose=1).train()
-    shown = capsys.readouterr().err
-    assert shown.count("member-epochs 80/80") == 1 and "best score 1.199" in shown
-    toy_trainer(verbose=0).train()
-    assert capsys.readouterr().err == ""

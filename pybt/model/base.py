@@ -102,6 +102,16 @@ class ModelWrapper(ABC):
         """The metric scored when the user names none: the first one evaluated."""
         return next(iter(metrics))
 
+    def known_metrics(self) -> list[str] | None:
+        """Every metric name a step will report (evaluated ones, training ones as ``train_<name>``)
+        when the model can tell before training (after :meth:`prepare`); None when it cannot."""
+        return None
+
+    def metric_alias(self, name: str) -> str:
+        """PyBT's name for a metric the user named in the framework's words (Keras's
+        ``val_accuracy`` is PyBT's evaluated ``accuracy``); the name itself by default."""
+        return name
+
     #: The file suffix :meth:`export` writes.
     export_suffix = ".npz"
 

@@ -16,7 +16,13 @@ figure is drawn; the tables and the CSV need neither matplotlib nor pandas (for 
 from __future__ import annotations
 
 from pybt.lineage import merged_schedule
-from pybt.report.figures import plot_hyperparameters, plot_lineage, plot_schedule, plot_scores
+from pybt.report.figures import (
+    plot_hyperparameters,
+    plot_lineage,
+    plot_metrics,
+    plot_schedule,
+    plot_scores,
+)
 from pybt.report.page import render_html, write_html
 from pybt.report.rows import Summary, run_summary
 from pybt.report.tables import (
@@ -37,6 +43,7 @@ __all__ = [
     "merged_schedule",
     "plot_hyperparameters",
     "plot_lineage",
+    "plot_metrics",
     "plot_schedule",
     "plot_scores",
     "render_html",

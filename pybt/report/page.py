@@ -1,5 +1,6 @@
-"""One self-contained HTML page about a run: summary, four figures, the schedule, the failures
-and the configuration.
+"""One self-contained HTML page about a run: how it stands (status, dates, version), the summary
+and the configuration, five figures (scores, every metric, hyperparameters, lineage, schedule),
+the schedule, the exploits and the failures.
 
 The figures are PNGs inside the page (base64 ``data:`` URIs), drawn on matplotlib's Agg
 canvas without pyplot, so writing a report works on a headless machine and leaves the
@@ -15,10 +16,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pybt.errors import invalid_argument
 from pybt.history import RunHistory
-from pybt.report.figures import plot_hyperparameters, plot_lineage, plot_schedule, plot_scores
+from pybt.report.figures import plot_hyperparameters, plot_lineage, plot_metrics, plot_schedule, plot_scores
 from pybt.report.figures._common import require_matplotlib
+from pybt.report.figures.metrics import metric_names
+from pybt.report.header import HEADER_STYLE, check_status, check_time, header_html
 from pybt.report.rows import check_history, run_summary
+from pybt.report.spaces import space_of
 from pybt.report.tables import (
     config_table,
     exploits_table,
@@ -36,11 +41,14 @@ body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; co
 main { max-width: 1080px; margin: 0 auto; padding: 1.5em 2em 3em; background: #fff; }
 h1 { margin-bottom: 0.2em; }
 h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
-.subtitle { color: #666; margin-top: 0; }
+.side { display: flex; flex-wrap: wrap; gap: 0 2.5em; align-items: flex-start; }
+.side section.wide { flex: 1 1 24em; }
+.side section.wide table { width: 100%; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.7em; text-align: left; vertical-align: top; }
 th { background: #f2f2f2; }
 td { white-space: pre-wrap; overflow-wrap: anywhere; font-variant-numeric: tabular-nums; }
+td:first-child { white-space: nowrap; }
 figure { margin: 0.8em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9em; margin-top: 0.3em; }
@@ -86,9 +94,9 @@ def _img(png: bytes, alt: str, caption: str) -> str:
     )
 
 
-def _figures(history: RunHistory, progress: Progress) -> list[str]:
-    """The four figures with their captions, and the schedule table under the schedule."""
-    return [
+def _figures(history: RunHistory, space: dict[str, Any] | None, progress: Progress) -> list[str]:
+    """The figures with their captions, and the schedule table under the schedule."""
+    parts = [
         "<h2>Scores</h2>",
         _img(
             figure_png(plot_scores, history, progress=(progress, "scores")),
@@ -96,12 +104,26 @@ def _figures(history: RunHistory, progress: Progress) -> list[str]:
             "One line per member. A dashed line is an exploit: the member copied the donor's weights "
             "and went on from the donor's point. Grey underlay: the best member's lineage.",
         ),
+    ]
+    if set(metric_names(history)) - {history.metric}:  # a figure of the score alone would repeat it
+        parts += [
+            "<h2>Every metric</h2>",
+            _img(
+                figure_png(plot_metrics, history, progress=(progress, "metrics")),
+                "every evaluated and training metric of every member over epochs",
+                "Each metric the steps recorded, one line per member: evaluated on eval_args on the left, "
+                "measured while training (train_*) on the right, beside its evaluated twin on one scale. "
+                "Grey underlay: the best member's lineage.",
+            ),
+        ]
+    parts += [
         "<h2>Hyperparameters</h2>",
         _img(
-            figure_png(plot_hyperparameters, history, progress=(progress, "hyperparameters")),
+            figure_png(plot_hyperparameters, history, space=space, progress=(progress, "hyperparameters")),
             "hyperparameters of every member over epochs",
             "Each member's hyperparameters over epochs; a diamond marks an exploit, where the member "
-            "took the donor's values and explored (perturbed or resampled) them.",
+            "took the donor's values and explored (perturbed or resampled) them. Log-scaled domains "
+            "of the space (LogUniform, IntUniform(log=True)) are drawn on a log axis.",
         ),
         "<h2>Lineage of the best member</h2>",
         _img(
@@ -112,13 +134,14 @@ def _figures(history: RunHistory, progress: Progress) -> list[str]:
         ),
         "<h2>Schedule of the best member</h2>",
         _img(
-            figure_png(plot_schedule, history, progress=(progress, "schedule")),
+            figure_png(plot_schedule, history, space=space, progress=(progress, "schedule")),
             "hyperparameter schedule of the best member",
             "The hyperparameters that trained the best member's weights, epoch by epoch; the bands name "
             "the member that trained each stretch.",
         ),
-        schedule_table(history, format="html"),
+        schedule_table(history, space=space, format="html"),
     ]
+    return parts
 
 
 def render_html(
@@ -126,14 +149,22 @@ def render_html(
     config: Mapping[str, Any] | None = None,
     *,
     title: str | None = None,
+    status: str | None = None,
+    created_at: float | None = None,
+    updated_at: float | None = None,
+    version: str | None = None,
     progress: Progress = None,
 ) -> str:
     """The report page as a string (see :func:`write_html`)."""
     history = check_history(history)
     config = dict(config or {})
+    status = check_status(status)
+    created_at, updated_at = check_time("created_at", created_at), check_time("updated_at", updated_at)
+    if version is not None and not isinstance(version, str):
+        raise invalid_argument("version", version, "the PyBT version that recorded the run (a str), or None")
     title = title or "PyBT run report"
     numbers = run_summary(history, config)
-    subtitle = " · ".join(
+    counts = " · ".join(
         [
             _count(numbers["steps"], "step"),
             _count(numbers["exploits"], "exploit"),
@@ -141,18 +172,23 @@ def render_html(
             _count(numbers["replacements"], "failed member replaced", "failed members replaced"),
         ]
     )
+    configuration = config_table(config, format="html") if config else "<p>No configuration recorded.</p>"
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body><main>",
+        f"<title>{html.escape(title)}</title><style>{_STYLE}{HEADER_STYLE}</style></head><body><main>",
         f"<h1>{html.escape(title)}</h1>",
-        f'<p class="subtitle">{html.escape(subtitle)}</p>',
-        "<h2>Summary</h2>",
-        summary(history, config, format="html"),
+        header_html(
+            status=status, counts=counts, created_at=created_at, updated_at=updated_at, version=version
+        ),
+        '<div class="side">',
+        f"<section><h2>Summary</h2>{summary(history, config, format='html')}</section>",
+        f'<section class="wide"><h2>Configuration</h2>{configuration}</section>',
+        "</div>",
     ]
     if history.steps:
-        parts += _figures(history, progress)
+        parts += _figures(history, space_of(config.get("space")), progress)
     else:
         parts.append("<p>No completed steps yet: nothing to plot.</p>")
     if history.exploits:
@@ -163,8 +199,6 @@ def render_html(
         ]
     if history.failures:
         parts += [f"<h2>Failed steps ({len(history.failures)})</h2>", failures_table(history, format="html")]
-    parts += ["<h2>Run configuration</h2>"]
-    parts.append(config_table(config, format="html") if config else "<p>No configuration recorded.</p>")
     parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"
 
@@ -175,6 +209,10 @@ def write_html(
     config: Mapping[str, Any] | None = None,
     *,
     title: str | None = None,
+    status: str | None = None,
+    created_at: float | None = None,
+    updated_at: float | None = None,
+    version: str | None = None,
     progress: Progress = None,
 ) -> Path:
     """Write one self-contained HTML report of a run to ``path`` and return the path.
@@ -182,8 +220,25 @@ def write_html(
     ``history`` is the run's :class:`~pybt.history.RunHistory` (``trainer.run_history``, or
     ``pybt.store.load_run(run_dir).history``): it says what the score is, which way is better
     and which member is best. ``config`` is a small dict about the run (``population_size``,
-    ``space``, ``seed``, ...) shown as a table. ``progress``, if given, is called with each
+    ``space``, ``seed``, ...) shown as a table at the top; its ``space`` (a ``{name: Domain}``
+    dict or its recorded description) orders the schedule's columns and gives log-scaled
+    hyperparameters a log axis.
+
+    The top of the page says how the run stood: ``status`` (``"finished"``, ``"running"``,
+    ``"in progress"``, ``"interrupted"``, or None: not given), ``created_at`` and ``updated_at``
+    (seconds since the epoch: when it started and when it last recorded a step) and the PyBT
+    ``version`` that recorded it; :func:`pybt.load_run` gives all four, for a live trainer pass
+    ``status="in progress"`` while it trains. ``progress``, if given, is called with each
     figure's name before it is drawn (drawing a long run's figures takes seconds).
     """
-    page = render_html(history, config, title=title, progress=progress)
+    page = render_html(
+        history,
+        config,
+        title=title,
+        status=status,
+        created_at=created_at,
+        updated_at=updated_at,
+        version=version,
+        progress=progress,
+    )
     return write_report_file(path, page)

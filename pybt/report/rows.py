@@ -14,6 +14,7 @@ from typing import Any, TypedDict
 
 from pybt.errors import invalid_argument
 from pybt.history import RunHistory
+from pybt.report.spaces import domain_options, domain_scale
 
 
 class Summary(TypedDict):
@@ -96,18 +97,32 @@ def _is_numpy_number(value: Any) -> bool:
     return kind in ("i", "u", "f") and getattr(value, "ndim", 1) == 0
 
 
-def axis_scale(values: Sequence[Any]) -> tuple[str, list[Any]]:
+def axis_scale(values: Sequence[Any], domain: Any = None) -> tuple[str, list[Any]]:
     """How to draw a hyperparameter's values: ``("log" | "linear", [])`` or ``("category", order)``.
 
-    Numbers spanning more than two decades (all positive) go on a log axis; anything not a
-    number (a :class:`~pybt.space.Choice` of strings, booleans, None) makes a category axis.
+    ``domain`` is the hyperparameter's domain in the run's space (a Domain or its recorded
+    description): a log-scaled one (LogUniform, ``IntUniform(log=True)``) gets a log axis, a
+    Uniform or IntUniform a linear one, a Choice its options in their order. Without a domain
+    (or values that do not fit it), numbers spanning more than two decades (all positive) go on
+    a log axis; anything not a number (strings, booleans, None) makes a category axis.
     """
     present = [value for value in values if not (isinstance(value, float) and math.isnan(value))]
+    scale = domain_scale(domain)
     if all(is_number(value) for value in present):
         numbers = [float(value) for value in present]
+        if scale == "log" and all(number > 0 for number in numbers):
+            return "log", []
+        if scale == "linear":
+            return "linear", []
         if numbers and min(numbers) > 0 and max(numbers) / min(numbers) > 100:
             return "log", []
         return "linear", []
+    options = domain_options(domain)
+    if options is not None:
+        given = list(dict.fromkeys(_category_key(option) for option in options))
+        # Values outside the options (the space changed on a resume) fall back to the values' order.
+        if all(_category_key(value) in given for value in present):
+            return "category", given
     order: dict[Any, None] = {}
     # Numbers in numeric order first (an IntUniform mixed with "auto"), then the rest by name.
     for value in sorted(present, key=lambda v: (0, float(v), "") if is_number(v) else (1, 0.0, str(v))):

@@ -11,15 +11,19 @@ import csv
 import html
 import io
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from pybt.callbacks.progress import format_seconds
 from pybt.errors import invalid_argument
 from pybt.history import RunHistory
 from pybt.lineage import merged_schedule
 from pybt.report.rows import check_history, direction, run_summary
+from pybt.report.spaces import check_space, ordered_names, space_of, space_text, value_text
 from pybt.store.files import write_atomically, write_failure
 
 _FORMATS = ("text", "html")
@@ -96,13 +100,19 @@ def summary(history: RunHistory, config: Mapping[str, Any] | None = None, *, for
     return render_table(None, rows, format)
 
 
-def schedule_rows(history: RunHistory, member: int | None = None) -> tuple[list[str], list[list[Any]]]:
+def schedule_rows(
+    history: RunHistory, member: int | None = None, *, space: Mapping[str, Any] | None = None
+) -> tuple[list[str], list[list[Any]]]:
     """The schedule of ``member`` (default: the best) as (headers, rows): one row per stretch of
-    unchanged hyperparameters trained by one member, with its epochs and that member."""
+    unchanged hyperparameters trained by one member, with its epochs and that member.
+
+    The hyperparameter columns follow ``space`` (the run's ``{name: Domain}`` or its recorded
+    description) where it names them, then the order the records first give them.
+    """
     entries = merged_schedule(check_history(history).schedule(member))
-    names: dict[str, None] = {}
-    for entry in entries:
-        names.update(dict.fromkeys(entry["hyperparameters"]))
+    names = ordered_names(
+        (name for entry in entries for name in entry["hyperparameters"]), check_space(space)
+    )
     headers = ["epochs", "member", *names]
     rows = [
         [
@@ -115,9 +125,16 @@ def schedule_rows(history: RunHistory, member: int | None = None) -> tuple[list[
     return headers, rows
 
 
-def schedule_table(history: RunHistory, member: int | None = None, *, format: str = "text") -> str:
-    """The schedule of ``member`` (default: the best) merged into stretches, as a table."""
-    headers, rows = schedule_rows(history, member)
+def schedule_table(
+    history: RunHistory,
+    member: int | None = None,
+    *,
+    space: Mapping[str, Any] | None = None,
+    format: str = "text",
+) -> str:
+    """The schedule of ``member`` (default: the best) merged into stretches, as a table (columns
+    in the order of ``space`` where given: see :func:`schedule_rows`)."""
+    headers, rows = schedule_rows(history, member, space=space)
     return render_table(headers, rows, format)
 
 
@@ -148,9 +165,15 @@ def exploits_table(history: RunHistory, *, format: str = "text") -> str:
 
 
 def config_table(config: Mapping[str, Any] | None, *, format: str = "text") -> str:
-    """The run's configuration as ``setting | value`` rows."""
-    rows = [[str(key), format_value(value, 6)] for key, value in dict(config or {}).items()]
+    """The run's configuration as ``setting | value`` rows, recorded objects in words
+    (``StopAfter(epochs=8)``) and the space one hyperparameter a line."""
+    rows = [[str(key), _config_text(key, value)] for key, value in dict(config or {}).items()]
     return render_table(["setting", "value"], rows, format)
+
+
+def _config_text(key: str, value: Any) -> str:
+    space = space_of(value) if key == "space" else None
+    return space_text(space) if space else value_text(value)
 
 
 def _hyperparameters_text(values: Mapping[str, Any]) -> str:
@@ -164,16 +187,38 @@ def write_csv(path: str | Path, history: RunHistory) -> Path:
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=columns)
     writer.writeheader()
-    # Floats go through repr, so the CSV reads back to the same numbers.
     writer.writerows({k: _csv_cell(v) for k, v in row.items()} for row in rows)
     return write_report_file(path, text.getvalue())
+
+
+def float_text(value: float) -> str:
+    """The shortest text that reads back as the number a member used.
+
+    A float64 goes through ``repr`` (it reads back exactly). A value that is exactly a float32
+    was most likely one widened (Keras metrics, a learning rate read back from an optimizer):
+    ``0.0010000000474974513`` is ``np.float32(0.001)``, and is written ``0.001``, the shortest
+    text that reads back as that float32, when that is shorter.
+    """
+    value = float(value)
+    text = repr(value)
+    if not math.isfinite(value):
+        return text
+    with np.errstate(over="ignore"):  # beyond float32's range: not a float32, no warning
+        single = np.float32(value)
+    if float(single) == value:
+        short = str(single)  # NumPy prints a float32 as its shortest round-tripping digits
+        if len(short) < len(text):
+            return short
+    return text
 
 
 def _csv_cell(value: Any) -> Any:
     """A CSV cell; text a spreadsheet would run as a formula is quoted with a leading ``'``."""
     if value is None:
         return ""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (float, np.floating)):
+        return float_text(value)  # a number's text: "-0.5" is never quoted
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return value
     text = value if isinstance(value, str) else format_value(value)
     return "'" + text if text[:1] in _FORMULA_STARTS else text

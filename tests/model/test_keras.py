@@ -388,3 +388,78 @@ def assert_states_equal(first: dict[str, np.ndarray], second: dict[str, np.ndarr
     assert sorted(first) == sorted(second)
     for key in first:
         np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+
+
+# ---- beyond the optimizer: apply= ----------------------------------------------------------------
+def dropout_model() -> Any:
+    return keras.Sequential(
+        [
+            keras.Input(shape=(64,)),
+            keras.layers.Dense(32, activation="relu"),
+            # Built with a rate above 0: Keras makes a Dropout's random generator only then.
+            keras.layers.Dropout(0.5, name="dropout"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+
+
+def set_dropout(model: Any, hyperparameters: Any) -> None:
+    model.get_layer("dropout").rate = hyperparameters["dropout"]
+
+
+def test_apply_sets_a_dropout_rate_that_changes_training(digits: Any) -> None:
+    x, y, x_val, y_val = digits
+    wrapper = wrap(dropout_model(), apply=set_dropout)
+    space = {"dropout": Uniform(0.0, 0.95), "learning_rate": LogUniform(1e-3, 1e-1)}
+    wrapper.prepare(space, {"x": x, "y": y}, {"x": x_val, "y": y_val})
+    losses = {}
+    for rate in (0.0, 0.9, 0.0):
+        member = wrapper.spawn(1)
+        losses.setdefault(rate, []).append(
+            member.fit({"dropout": rate, "learning_rate": 0.01}, 3, {"x": x, "y": y})["loss"]
+        )
+    assert losses[0.0][0] == losses[0.0][1], "the same rate trains the same"
+    assert losses[0.9][0] > losses[0.0][0] * 1.2, "a rate of 0.9 visibly slows training down"
+    # A member that changes its rate between steps rebuilds its train step and uses the new one.
+    member = wrapper.spawn(1)
+    member.fit({"dropout": 0.0, "learning_rate": 0.01}, 1, {"x": x, "y": y})
+    member.fit({"dropout": 0.9, "learning_rate": 0.01}, 1, {"x": x, "y": y})
+    assert member.model.get_layer("dropout").rate == 0.9
+
+
+def test_apply_in_a_run_and_names_without_apply_are_refused(digits: Any) -> None:
+    x, y, x_val, y_val = digits
+    space = {"dropout": Uniform(0.0, 0.5), "learning_rate": LogUniform(1e-3, 1e-1)}
+    arguments = {
+        "population_size": 3,
+        "hyperparameters": space,
+        "stopping_criteria": StopAfter(2),
+        "ready_strategy": ReadyAfter(1),
+        "step_args": {"fit_args": {"x": x, "y": y}},
+        "eval_args": {"x": x_val, "y": y_val},
+        "seed": 0,
+        "verbose": 0,
+    }
+    trainer = Trainer(wrap(dropout_model(), apply=set_dropout), **arguments)
+    model, _ = trainer.train()
+    best_rate = trainer.schedule()[-1]["hyperparameters"]["dropout"]
+    assert model.get_layer("dropout").rate == best_rate, "the winner holds the rate it trained with"
+    assert len({step.hyperparameters["dropout"] for step in trainer.history}) > 1
+    with pytest.raises(PyBTError, match="apply=fn"):
+        Trainer(wrap(dropout_model()), **arguments)
+
+
+def test_float32_settings_are_recorded_as_the_user_gave_them(digits: Any) -> None:
+    x, y, x_val, y_val = digits
+    trainer = Trainer(
+        wrap(optimizer=keras.optimizers.Adam(learning_rate=0.001)),
+        population_size=2,
+        hyperparameters={"learning_rate": LogUniform(1e-4, 1e-1)},
+        stopping_criteria=StopAfter(1),
+        step_args={"fit_args": {"x": x, "y": y}},
+        eval_args={"x": x_val, "y": y_val},
+        seed=0,
+        verbose=0,
+    )
+    trainer.train()
+    assert trainer.history[0].hyperparameters["learning_rate"] == 0.001  # not 0.0010000000474974513

@@ -29,7 +29,14 @@ def is_number_like(value: Any) -> bool:
 
 
 def plain_value(value: Any) -> Any:
-    """A Python number from an optimizer attribute (a float, or a Keras variable)."""
+    """A Python number from an optimizer attribute (a float, or a Keras variable).
+
+    A float32 variable holding 0.001 is 0.0010000000474974513 as a Python float; the value the
+    user gave is the shortest decimal that is the same float32, so that is what is returned
+    (and recorded, and written to CSV)."""
     if hasattr(value, "numpy"):
-        return value.numpy().item()
+        array = np.asarray(value.numpy())
+        if array.dtype == np.float32:
+            return float(str(np.float32(array)))  # NumPy prints a float32 as its shortest decimal
+        return array.item()
     return value

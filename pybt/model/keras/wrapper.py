@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +29,16 @@ _DEFAULT_BATCH_SIZE = 32  # what keras.Model.fit uses when given none
 _FITS_KEY = "pybt/fits"
 
 
-def _first_rows(x: Any) -> Any:
-    """The first row of array-like training inputs, to build a model; None for other inputs."""
+def _first_rows(x: Any, count: int = 1) -> Any:
+    """The first rows of array-like inputs (to build a model); None for other inputs."""
     if isinstance(x, dict):
-        rows = {key: _first_rows(value) for key, value in x.items()}
+        rows = {key: _first_rows(value, count) for key, value in x.items()}
         return None if any(value is None for value in rows.values()) else rows
     if isinstance(x, (list, tuple)):
-        rows = [_first_rows(value) for value in x]
+        rows = [_first_rows(value, count) for value in x]
         return None if any(value is None for value in rows) else type(x)(rows)
     if hasattr(x, "shape") and hasattr(x, "__getitem__") and len(getattr(x, "shape", ())) > 0:
-        return x[:1]
+        return x[:count]
     return None
 
 
@@ -48,9 +48,22 @@ class KerasModelWrapper(ModelWrapper):
     ``KerasModelWrapper(model, optimizer=keras.optimizers.Adam(1e-3), loss=..., metrics=[...])``
     takes any ``model.compile`` argument. ``keep_weights=True`` starts every member from the
     model's current weights instead of a fresh initialization.
+
+    ``apply=fn`` explores hyperparameters beyond the optimizer: before each step PyBT calls
+    ``fn(model, hyperparameters)`` on the member's live model (set a Dropout layer's ``rate``,
+    a regularizer's factor, ...), then rebuilds Keras's traced train step when a value changed,
+    so the new value is used. Names that are neither optimizer attributes nor ``batch_size``
+    are then accepted as yours.
     """
 
-    def __init__(self, model: Any, *, keep_weights: bool = False, **compile_kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        keep_weights: bool = False,
+        apply: Callable[[Any, Mapping[str, Any]], Any] | None = None,
+        **compile_kwargs: Any,
+    ) -> None:
         keras = load_keras()
         if not isinstance(model, keras.Model):
             raise invalid_argument(
@@ -63,8 +76,13 @@ class KerasModelWrapper(ModelWrapper):
                 "a built model (its weights exist)",
                 "Give the model an Input layer or call it on data first.",
             )
+        if apply is not None and not callable(apply):
+            raise invalid_argument(
+                "KerasModelWrapper(apply)", apply, "a function (model, hyperparameters) -> None, or None"
+            )
         self._template = model
         self._keep_weights = keep_weights
+        self._apply_hook = apply
         # Keras finds only its own classes (and registered ones) by name when it deserializes;
         # the user's travel with the wrapper, so one defined in a script or notebook rebuilds too.
         self._custom_objects = custom_objects(keras, model, compile_kwargs)
@@ -94,6 +112,8 @@ class KerasModelWrapper(ModelWrapper):
         self._optimizer_config = keras.saving.serialize_keras_object(probe.optimizer)
         self._given_batch_size = _DEFAULT_BATCH_SIZE  # prepare() keeps the one fit_args give
         self._build_input: Any = None  # prepare() keeps the first rows of fit_args['x']
+        self._known_metrics: list[str] | None = None  # prepare() evaluates a probe on a few rows
+        self._applied: dict[str, Any] = {}  # a member's values apply= set last
         self.model: Any = None  # set on members by spawn()
         self._seed = 0
         self._fits = 0
@@ -139,11 +159,31 @@ class KerasModelWrapper(ModelWrapper):
         super().prepare(space, fit_args, eval_args)
         self._given_batch_size = int(fit_args.get("batch_size") or _DEFAULT_BATCH_SIZE)
         self._build_input = _first_rows(fit_args["x"])
+        self._known_metrics = self._probe_metrics(eval_args)
+
+    def _probe_metrics(self, eval_args: Mapping[str, Any]) -> list[str] | None:
+        """The metric names evaluate() reports, from a probe member scored on two rows (array
+        data only): a metric name that is not among them is refused before training."""
+        rows = {key: _first_rows(eval_args[key], 2) for key in ("x", "y") if key in eval_args}
+        if any(value is None for value in rows.values()):
+            return None
+        evaluated = list(self._compiled_clone().evaluate(**rows, verbose=0, return_dict=True))
+        return evaluated + [f"train_{name}" for name in evaluated]
+
+    def known_metrics(self) -> list[str] | None:
+        return self._known_metrics
+
+    def metric_alias(self, name: str) -> str:
+        """Keras names validation metrics ``val_<name>``; PyBT's evaluated metric is ``<name>``."""
+        if name.startswith("val_") and (self._known_metrics is None or name[4:] in self._known_metrics):
+            return name[4:]
+        return name
 
     def spawn(self, seed: int) -> KerasModelWrapper:
         load_keras().utils.set_random_seed(seed)
         member = copy.copy(self)
         member.model = self._compiled_clone()
+        member._applied = {}
         member._seed, member._fits = seed, 0
         if member._build_input is not None and not member.model.built:
             member.model(member._build_input)
@@ -177,13 +217,14 @@ class KerasModelWrapper(ModelWrapper):
                 "log=True)}), or give the optimizer a float learning rate.",
             )
         for name in space:
-            if name != "batch_size" and not is_tunable(optimizer, name):
+            if name != "batch_size" and not is_tunable(optimizer, name) and self._apply_hook is None:
                 tunable = sorted(attr for attr in vars(optimizer) if is_tunable(optimizer, attr))
                 raise invalid_argument(
                     "hyperparameters",
                     name,
                     f"'batch_size' or an attribute of the {type(optimizer).__name__} optimizer",
-                    f"Its tunable attributes are {['learning_rate', *tunable]}.",
+                    f"Its tunable attributes are {['learning_rate', *tunable]}. For other hyperparameters "
+                    f"(a Dropout rate, a regularizer), give KerasModelWrapper(..., apply=fn).",
                 )
 
     def given_hyperparameters(self, space: Mapping[str, Domain]) -> dict[str, Any]:
@@ -192,7 +233,7 @@ class KerasModelWrapper(ModelWrapper):
         for name in space:
             if name == "batch_size":
                 given[name] = self._given_batch_size
-            else:
+            elif hasattr(optimizer, name):  # (names apply= handles have no given value)
                 given[name] = plain_value(getattr(optimizer, name))
         return given
 
@@ -227,7 +268,7 @@ class KerasModelWrapper(ModelWrapper):
         optimizer = self.model.optimizer
         retrace = False
         for name, value in hyperparameters.items():
-            if name == "batch_size":
+            if name == "batch_size" or not hasattr(optimizer, name):
                 continue
             current = getattr(optimizer, name)
             if name == "learning_rate":
@@ -237,6 +278,11 @@ class KerasModelWrapper(ModelWrapper):
             elif current != value:
                 setattr(optimizer, name, value)
                 retrace = True
+        if self._apply_hook is not None:
+            values = dict(hyperparameters)
+            self._apply_hook(self.model, values)
+            retrace = retrace or values != self._applied
+            self._applied = values
         if retrace:
             # A compiled train step has the old Python values baked in; rebuild it (no recompile).
             self.model.train_function = None

@@ -1,7 +1,9 @@
-"""The four figures of a PBT run, drawn with matplotlib (the optional ``plot`` extra).
+"""The five figures of a PBT run, drawn with matplotlib (the optional ``plot`` extra).
 
 - :func:`plot_scores`: every member's score over epochs; an exploit shows as a dashed jump
   from the donor's point, and the best member's lineage is underlaid in grey.
+- :func:`plot_metrics`: one panel per recorded metric (validation and training losses,
+  accuracy, ...), every member's value over epochs.
 - :func:`plot_hyperparameters`: one panel per hyperparameter, every member's value over
   epochs, with a marker where a member copied a donor and explored.
 - :func:`plot_lineage`: members as rows, epochs across; one member's ancestry drawn bold,
@@ -19,7 +21,8 @@ from __future__ import annotations
 
 from pybt.report.figures.hyperparameters import plot_hyperparameters
 from pybt.report.figures.lineage import plot_lineage
+from pybt.report.figures.metrics import plot_metrics
 from pybt.report.figures.schedule import plot_schedule
 from pybt.report.figures.scores import plot_scores
 
-__all__ = ["plot_hyperparameters", "plot_lineage", "plot_schedule", "plot_scores"]
+__all__ = ["plot_hyperparameters", "plot_lineage", "plot_metrics", "plot_schedule", "plot_scores"]

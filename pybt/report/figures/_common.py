@@ -101,6 +101,23 @@ def empty(ax: Axes, text: str) -> None:
     ax.set_yticks([])
 
 
+def log_axis(ax: Axes) -> None:
+    """A log y axis labelled in plain numbers (``0.001``, ``32``), not ``10^{-3}`` or ``3.2 x 10^1``.
+
+    Which ticks get a label is matplotlib's choice (all decades; the ticks in between when the
+    axis spans few decades); only the text changes.
+    """
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class PlainLog(LogFormatterSciNotation):
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return f"{x:g}" if super().__call__(x, pos) else ""
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(PlainLog())
+    ax.yaxis.set_minor_formatter(PlainLog(labelOnlyBase=False))
+
+
 def integer_epochs(ax: Axes) -> None:
     from matplotlib.ticker import MaxNLocator
 
@@ -157,11 +174,12 @@ def mark_failures(
 
 
 class ValueAxis:
-    """Where a hyperparameter's values go on a panel: numbers as they are, categories as indices
-    (spread a little per member, so members sharing a category stay visible)."""
+    """Where a hyperparameter's values go on a panel: numbers as they are (on a log axis when its
+    ``domain`` in the space is log-scaled), categories as indices (spread a little per member, so
+    members sharing a category stay visible)."""
 
-    def __init__(self, ax: Axes, values: Sequence[Any], members: Sequence[int]) -> None:
-        self.scale, self.order = axis_scale(values)
+    def __init__(self, ax: Axes, values: Sequence[Any], members: Sequence[int], domain: Any = None) -> None:
+        self.scale, self.order = axis_scale(values, domain)
         self.offset = {m: 0.0 for m in members}
         if self.scale == "category" and len(members) > 1:
             spread = 0.3
@@ -170,7 +188,7 @@ class ValueAxis:
             ax.set_yticks(range(len(self.order)), labels=[literal(v) for v in self.order])
             ax.set_ylim(-0.5, len(self.order) - 0.5)
         elif self.scale == "log":
-            ax.set_yscale("log")
+            log_axis(ax)
 
     def __call__(self, value: Any, member: int) -> float:
         if value is MISSING:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pybt.errors import invalid_argument
@@ -19,6 +19,7 @@ from pybt.report.figures._common import (
     style_handle,
 )
 from pybt.report.rows import check_history
+from pybt.report.spaces import check_space, domain_of, ordered_names
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -26,18 +27,26 @@ if TYPE_CHECKING:
 
 
 def plot_hyperparameters(
-    history: RunHistory, *, names: Sequence[str] | None = None, fig: Figure | None = None
+    history: RunHistory,
+    *,
+    names: Sequence[str] | None = None,
+    space: Mapping[str, Any] | None = None,
+    fig: Figure | None = None,
 ) -> Figure:
-    """One panel per hyperparameter (``names``, default all): each member's value over epochs.
+    """One panel per hyperparameter (``names``, default all, in the space's order): each
+    member's value over epochs.
 
     One line per member per panel (gid ``member-<id>``), drawn as steps (a value holds over
     the epochs it trained). Where a member copied a donor, a dashed line joins its old value
     to the value it explored (gid ``exploit-jumps``), marked with a diamond (gid
-    ``exploit-marks``). Values spanning more than two decades get a log axis; strings and
-    other non-numbers a category axis.
+    ``exploit-marks``). ``space`` is the run's ``{name: Domain}`` (or the configuration's
+    recorded ``space``): a LogUniform or ``IntUniform(log=True)`` gets a log axis, a Choice its
+    options in order. Without it, values spanning more than two decades get a log axis; strings
+    and other non-numbers a category axis.
     """
     history = check_history(history)
-    known = history.hyperparameter_names()
+    space = check_space(space)
+    known = ordered_names(history.hyperparameter_names(), space)
     if names is not None and (isinstance(names, str) or set(names) - set(known)):
         raise invalid_argument("names", names, f"a list of hyperparameter names from {known}")
     names = list(known if names is None else names)
@@ -49,7 +58,7 @@ def plot_hyperparameters(
     palette = Palette(history.members)
     axes = list(fig.subplots(len(names), 1, sharex=True, squeeze=False)[:, 0])
     for ax, name in zip(axes, names, strict=True):
-        _draw_panel(ax, history, name, palette)
+        _draw_panel(ax, history, name, palette, domain_of(space, name))
     integer_epochs(axes[-1])
     fig.suptitle("Hyperparameters of every member", x=0.01, ha="left")
     exploit = style_handle(
@@ -74,10 +83,10 @@ def _values(history: RunHistory, name: str) -> list[Any]:
     return values
 
 
-def _draw_panel(ax: Axes, history: RunHistory, name: str, palette: Palette) -> None:
+def _draw_panel(ax: Axes, history: RunHistory, name: str, palette: Palette, domain: Any) -> None:
     from matplotlib.collections import LineCollection
 
-    to_y = ValueAxis(ax, _values(history, name), history.members)
+    to_y = ValueAxis(ax, _values(history, name), history.members, domain)
     jumps, jump_colors, marks = [], [], []
     for member in history.members:
         xs: list[float] = []

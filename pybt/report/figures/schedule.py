@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pybt.history import RunHistory
 from pybt.lineage import Segment
@@ -18,6 +18,7 @@ from pybt.report.figures._common import (
     new_figure,
 )
 from pybt.report.rows import check_history
+from pybt.report.spaces import check_space, domain_of, ordered_names
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -27,16 +28,25 @@ if TYPE_CHECKING:
 _NARROWEST_LABELLED_BAND = 0.035
 
 
-def plot_schedule(history: RunHistory, member: int | None = None, *, fig: Figure | None = None) -> Figure:
+def plot_schedule(
+    history: RunHistory,
+    member: int | None = None,
+    *,
+    space: Mapping[str, Any] | None = None,
+    fig: Figure | None = None,
+) -> Figure:
     """The schedule of ``member`` (default: the best): one step plot per hyperparameter (gid
     ``schedule``), over shaded bands naming the member that trained each stretch (bands too
-    narrow for a label go unnamed; :func:`pybt.report.schedule_table` lists them all)."""
+    narrow for a label go unnamed; :func:`pybt.report.schedule_table` lists them all).
+
+    ``space`` (the run's ``{name: Domain}`` or its recorded description) orders the panels and
+    gives log-scaled domains a log axis; without it, the values decide.
+    """
     history = check_history(history)
+    space = check_space(space)
     where = history.resolve(member)
     entries = history.schedule(member)
-    names: list[str] = []
-    for entry in entries:
-        names += [name for name in entry["hyperparameters"] if name not in names]
+    names = ordered_names((name for entry in entries for name in entry["hyperparameters"]), space)
     fig = new_figure(fig, 1.2 + 1.9 * max(len(names), 1))
     if not entries or not names or where is None:
         empty(fig.add_subplot(), "No schedule: no completed steps yet.")
@@ -49,7 +59,7 @@ def plot_schedule(history: RunHistory, member: int | None = None, *, fig: Figure
         for band in bands:
             ax.axvspan(band["from_epoch"], band["to_epoch"], color=palette(band["member"]), alpha=0.13, lw=0)
         values = [entry["hyperparameters"].get(name, MISSING) for entry in entries]
-        to_y = ValueAxis(ax, [v for v in values if v is not MISSING], [where.member])
+        to_y = ValueAxis(ax, [v for v in values if v is not MISSING], [where.member], domain_of(space, name))
         xs = [entries[0]["from_epoch"], *(entry["to_epoch"] for entry in entries)]
         ys = [to_y(values[0], where.member), *(to_y(v, where.member) for v in values)]
         ax.plot(xs, ys, drawstyle="steps-pre", color="black", linewidth=2, gid="schedule")

@@ -15,6 +15,7 @@ from pybt.report.figures._common import (
     empty,
     integer_epochs,
     literal,
+    log_axis,
     mark_failures,
     new_figure,
     style_handle,
@@ -54,7 +55,7 @@ def plot_scores(history: RunHistory, *, fig: Figure | None = None) -> Figure:
 
     # A loss falling over decades reads best on a log axis; a score to maximize does not.
     if lower_is_better(history) and axis_scale([step.score for step in history.steps])[0] == "log":
-        ax.set_yscale("log")
+        log_axis(ax)
     ax.autoscale_view()
     integer_epochs(ax)
     ax.set_ylabel(literal(history.metric or "score"))
