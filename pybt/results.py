@@ -9,7 +9,7 @@ from pybt.errors import TrainingError, invalid_argument
 from pybt.history import ExploitRecord, FailureRecord, RunHistory, StepRecord
 from pybt.lineage import ScheduleEntry, Segment
 
-_PLOTS = ("scores", "hyperparameters", "lineage", "schedule")
+_PLOTS = ("scores", "metrics", "hyperparameters", "lineage", "schedule")
 
 
 class RunResults:
@@ -17,6 +17,7 @@ class RunResults:
 
     run_history: RunHistory
     population_size: int
+    space: dict[str, Any]
 
     @property
     def metric(self) -> str | None:
@@ -65,15 +66,20 @@ class RunResults:
 
     def plot(self, what: str = "scores", member: int | None = None) -> Any:
         """A matplotlib Figure of the run so far: ``"scores"`` of every member over epochs,
-        ``"hyperparameters"`` over epochs, the ``"lineage"`` or the ``"schedule"`` of
-        ``member`` (default: the best). Needs ``pip install 'pybt[plot]'``."""
+        every metric (``"metrics"``, losses included), ``"hyperparameters"`` over epochs, the
+        ``"lineage"`` or the ``"schedule"`` of ``member`` (default: the best). Needs
+        ``pip install 'pybt[plot]'``."""
         if what not in _PLOTS:
-            raise invalid_argument("what", what, "'scores', 'hyperparameters', 'lineage' or 'schedule'")
+            raise invalid_argument("what", what, f"one of {list(_PLOTS)}")
         from pybt import report
 
         draw = getattr(report, f"plot_{what}")
-        if what in ("lineage", "schedule"):
+        if what == "lineage":
             return draw(self.run_history, self._member_id(member))
+        if what == "schedule":
+            return draw(self.run_history, self._member_id(member), space=self.space)
+        if what == "hyperparameters":
+            return draw(self.run_history, space=self.space)
         return draw(self.run_history)
 
     def _member_id(self, member_id: int | None) -> int | None:

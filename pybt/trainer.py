@@ -160,6 +160,8 @@ class Trainer(RunResults):
         self._decisions: deque[Decision] = deque()  # decided, not yet carried out
         self._copied = False  # whether the pending decisions' states were copied
         self._seconds = 0.0  # wall time of earlier train() calls
+        #: "not started", "running" (inside train()), "interrupted" or "finished" (what reports show)
+        self.status = "not started"
         self._started = False
         self._last_exception: BaseException | None = None
         # How many epochs a member may be ahead of the slowest live member when it starts a step.
@@ -175,6 +177,7 @@ class Trainer(RunResults):
         """
         callbacks = self._log.callbacks
         result = None
+        self.status = "running"
         try:
             with self._writing():
                 if not self._started:
@@ -187,6 +190,7 @@ class Trainer(RunResults):
                 self._seconds += time.perf_counter() - started
                 result = self._finish()
         except BaseException as error:
+            self.status = "interrupted"
             if isinstance(error, KeyboardInterrupt):
                 print(self._how_to_go_on(), file=sys.stderr, flush=True)
             callbacks.train_end(None)
@@ -194,6 +198,7 @@ class Trainer(RunResults):
         finally:
             if self._owns_executor and result is not None:
                 self.executor.close()  # kept open after an interrupt, for train() to go on
+        self.status = "finished"
         callbacks.train_end(result)
         return result.model, result.score
 

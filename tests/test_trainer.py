@@ -419,3 +419,15 @@ def test_when_every_member_fails_the_error_says_why_and_history_is_kept() -> Non
     assert len(trainer.history) == 3 * 2
     assert len(trainer.failures) == 3
     assert {failure["epoch"] for failure in trainer.failures} == {2}
+
+
+def test_status_and_every_plot_of_a_trainer() -> None:
+    pytest.importorskip("matplotlib")
+    trainer = make_trainer()
+    assert trainer.status == "not started"
+    trainer.train()
+    assert trainer.status == "finished"
+    for what in ("scores", "metrics", "hyperparameters", "lineage", "schedule"):
+        assert trainer.plot(what).axes, what
+    with pytest.raises(pybt.PyBTError, match="what"):
+        trainer.plot("nothing")

@@ -5,8 +5,12 @@ The live trainer (``trainer.run_history``) and a run folder (``pybt.store.load_r
 is, which way is better and which member is best::
 
     from pybt.report import plot_scores, schedule_table, write_html
-    print(schedule_table(trainer.run_history))
-    write_html("report.html", trainer.run_history, {"population_size": trainer.population_size})
+    print(schedule_table(trainer.run_history, space=trainer.space))
+    write_html("report.html", trainer.run_history, {"space": trainer.space}, status="finished")
+
+    run = pybt.load_run(run_dir)          # what ``pybt report RUN_DIR`` does
+    write_html("report.html", run.history, run.config, status=run.status, created_at=run.created_at,
+               updated_at=run.updated_at, version=run.version)
 
 The figures and the page need matplotlib (``pip install 'pybt[plot]'``), imported only when a
 figure is drawn; the tables and the CSV need neither matplotlib nor pandas (for a DataFrame,

@@ -20,7 +20,6 @@ from pybt.errors import invalid_argument
 from pybt.history import RunHistory
 from pybt.report.figures import plot_hyperparameters, plot_lineage, plot_metrics, plot_schedule, plot_scores
 from pybt.report.figures._common import require_matplotlib
-from pybt.report.figures.metrics import metric_names
 from pybt.report.header import HEADER_STYLE, check_status, check_time, header_html
 from pybt.report.rows import check_history, run_summary
 from pybt.report.spaces import space_of
@@ -94,6 +93,16 @@ def _img(png: bytes, alt: str, caption: str) -> str:
     )
 
 
+def _more_than_the_score(history: RunHistory) -> bool:
+    """Whether a step recorded a metric besides its score (a figure of the score alone would
+    repeat the scores figure). By value, as a history may not name its metric."""
+    return any(
+        name != history.metric and value != step.score
+        for step in history.steps
+        for name, value in step.metrics.items()
+    )
+
+
 def _figures(history: RunHistory, space: dict[str, Any] | None, progress: Progress) -> list[str]:
     """The figures with their captions, and the schedule table under the schedule."""
     parts = [
@@ -105,7 +114,7 @@ def _figures(history: RunHistory, space: dict[str, Any] | None, progress: Progre
             "and went on from the donor's point. Grey underlay: the best member's lineage.",
         ),
     ]
-    if set(metric_names(history)) - {history.metric}:  # a figure of the score alone would repeat it
+    if _more_than_the_score(history):
         parts += [
             "<h2>Every metric</h2>",
             _img(

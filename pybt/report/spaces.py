@@ -117,30 +117,32 @@ def domain_text(domain: Any) -> str:
     name = str(domain["type"]).rsplit(".", 1)[-1]
     arguments = {key: value for key, value in domain.items() if key != "type"}
     positional = [key for key in _FIRST_ARGUMENTS if key in arguments] if kind is not None else []
-    words = [value_text(arguments[key]) for key in positional]
+    words = [value_text(arguments[key], nested=True) for key in positional]
     for key in sorted(set(arguments) - set(positional)):
         if kind is not None and arguments[key] is False:  # log=False, ordered=False: the defaults
             continue
-        words.append(f"{key}={value_text(arguments[key])}")
+        words.append(f"{key}={value_text(arguments[key], nested=True)}")
     return f"{name}({', '.join(words)})"
 
 
-def value_text(value: Any) -> str:
-    """A configuration value in words: recorded objects as ``Name(arg=...)``, numbers to 6 digits."""
+def value_text(value: Any, nested: bool = False) -> str:
+    """A configuration value in words: recorded objects as ``Name(arg=...)``, numbers to 6
+    digits, text as it is (quoted inside a list or an object's arguments, as Python shows it)."""
     if value is None:
-        return "none"
+        return "None" if nested else "none"
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, str):
-        return value
+        return repr(value) if nested else value
     if isinstance(value, Mapping):
         if "type" in value and isinstance(value["type"], str):
             return domain_text(value)
-        return "{" + ", ".join(f"{key}: {value_text(item)}" for key, item in value.items()) + "}"
+        items = (f"{value_text(key, True)}: {value_text(item, True)}" for key, item in value.items())
+        return "{" + ", ".join(items) + "}"
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(value_text(item) for item in value) + "]"
+        return "[" + ", ".join(value_text(item, True) for item in value) + "]"
     return str(value)
 
 

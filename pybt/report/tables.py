@@ -68,12 +68,17 @@ def render_table(headers: Sequence[str] | None, rows: Sequence[Sequence[Any]], f
         return f"<table>{thead}<tbody>{body}</tbody></table>"
     columns = len(headers) if headers is not None else max((len(row) for row in cells), default=0)
     titles = list(headers) if headers is not None else [""] * columns
-    widths = [max([len(t), *(len(row[i]) for row in cells)]) for i, t in enumerate(titles)]
+    # A cell of several lines (a space, one hyperparameter a line) spans as many text lines.
+    split = [[cell.split("\n") for cell in row] for row in cells]
+    widths = [max([len(t), *(len(line) for row in split for line in row[i])]) for i, t in enumerate(titles)]
     lines: list[str] = []
     if headers is not None:
         lines.append("  ".join(t.ljust(w) for t, w in zip(titles, widths, strict=True)).rstrip())
         lines.append("  ".join("-" * w for w in widths))
-    lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+    for row in split:
+        for k in range(max((len(cell) for cell in row), default=1)):
+            parts = [(cell[k] if k < len(cell) else "").ljust(w) for cell, w in zip(row, widths, strict=True)]
+            lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
 
 

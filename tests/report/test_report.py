@@ -1,5 +1,5 @@
-"""pybt.report: figures, tables, CSV and the HTML page, from the RunHistory of real (tiny) PBT
-runs and of hand-made records."""
+"""pybt.report: reading a run's history (best member, schedule, summary) and the figures, from
+the RunHistory of real (tiny) PBT runs and of hand-made records."""
 
 from __future__ import annotations
 
@@ -8,175 +8,34 @@ import pytest
 pytest.importorskip("matplotlib")
 pytest.importorskip("pandas")
 
-import base64
-import csv
 import itertools
 import math
 import re
-import struct
-import sys
-from dataclasses import dataclass
-from typing import Any
 
 import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 
-import pybt
-from pybt.errors import InvalidArgumentError, MissingDependencyError, PyBTError
+from pybt.errors import InvalidArgumentError
 from pybt.history import RunHistory
-from pybt.model import FunctionModel
-from pybt.policy.done import StopAfter
-from pybt.policy.exploit import Truncation
-from pybt.policy.ready import ReadyAfter
 from pybt.report import (
     merged_schedule,
     plot_hyperparameters,
     plot_lineage,
     plot_schedule,
     plot_scores,
-    render_html,
     run_summary,
     schedule_table,
     summary,
-    write_csv,
-    write_html,
 )
 from pybt.report.rows import axis_scale
-
-SPACE = {"lr": pybt.LogUniform(1e-4, 1.0), "opt": pybt.Choice(["adam", "sgd"])}
-# Starting points that span four decades of lr (a log axis) and both optimizers.
-INITIAL = [
-    {"lr": 1e-4, "opt": "sgd"},
-    {"lr": 0.3, "opt": "adam"},
-    {"lr": 0.01, "opt": "sgd"},
-    {"lr": 0.05, "opt": "adam"},
-]
-
-
-@dataclass
-class Run:
-    trainer: pybt.Trainer
-    history: RunHistory
-    config: dict[str, Any]
-
-
-def pbt_run(
-    population: int = 4,
-    epochs: int = 12,
-    *,
-    mode: str = "max",
-    fail_above: float | None = None,
-    exploit: bool = True,
-    initial: list[dict[str, Any]] | None = INITIAL,
-) -> Run:
-    """A FunctionModel run: w climbs towards 1 at speed lr (slower with sgd); lr above
-    ``fail_above`` makes a step fail."""
-
-    def init(seed: int) -> dict[str, Any]:
-        return {"w": np.zeros(1)}
-
-    def step(state: dict[str, Any], hp: dict[str, Any]) -> dict[str, Any]:
-        if fail_above is not None and hp["lr"] > fail_above:
-            raise FloatingPointError("loss diverged")
-        gain = 1.0 if hp["opt"] == "adam" else 0.6
-        w = float(state["w"][0])
-        return {"w": np.array([w + hp["lr"] * gain * (1.0 - w)])}
-
-    def evaluate(state: dict[str, Any]) -> dict[str, float]:
-        w = float(state["w"][0])
-        return {"accuracy": w, "loss": 1.0 - w}
-
-    metric = "accuracy" if mode == "max" else "loss"
-    trainer = pybt.Trainer(
-        FunctionModel(init, step, evaluate),
-        population_size=population,
-        hyperparameters=SPACE,
-        initial_hyperparameters=initial if initial is not None and len(initial) == population else None,
-        stopping_criteria=StopAfter(epochs),
-        ready_strategy=ReadyAfter(3),
-        exploit_strategy=Truncation() if exploit else None,
-        metric=metric,
-        mode=mode,
-        seed=0,
-        verbose=0,
-    )
-    trainer.train()
-    config = {"metric": metric, "mode": mode, "population_size": population, "space": repr(SPACE), "seed": 0}
-    return Run(trainer, trainer.run_history, config)
-
-
-@pytest.fixture(scope="module")
-def run() -> Run:
-    return pbt_run()
-
-
-@pytest.fixture(scope="module")
-def failing_run() -> Run:
-    # Member 1 starts at lr=0.3 and fails: it is replaced by copying a healthy member.
-    return pbt_run(fail_above=0.2)
+from tests.report.runs import INITIAL, SPACE, Run, async_history, by_gid, member_lines, pbt_run
 
 
 @pytest.fixture(autouse=True)
 def close_figures():
     yield
     plt.close("all")
-
-
-def member_lines(ax: Any) -> list[Any]:
-    return [line for line in ax.lines if (line.get_gid() or "").startswith("member-")]
-
-
-def by_gid(artists: Any, gid: str) -> list[Any]:
-    return [artist for artist in artists if artist.get_gid() == gid]
-
-
-def async_history() -> RunHistory:
-    """Records as an asynchronous executor leaves them: member 1 raced ahead to epoch 5, then
-    copied member 0 at epoch 3 (going back two epochs) and trained on to epoch 5. No mode: the
-    history reads it as "max"."""
-    hp0, hp1, hp1_new = {"lr": 0.1, "opt": "adam"}, {"lr": 0.001, "opt": "sgd"}, {"lr": 0.12, "opt": "adam"}
-    steps, exploits = [], []
-    sequence = 0
-
-    def add_step(member: int, epoch: int, score: float, hp: dict[str, Any]) -> None:
-        nonlocal sequence
-        sequence += 1
-        steps.append(
-            {
-                "member": member,
-                "epoch": epoch,
-                "hyperparameters": dict(hp),
-                "metrics": {"accuracy": score},
-                "score": score,
-                "seconds": 0.5,
-                "sequence": sequence,
-            }
-        )
-
-    for epoch, score in enumerate([0.05, 0.07, 0.08, 0.09, 0.1], start=1):
-        add_step(1, epoch, score, hp1)
-    for epoch, score in enumerate([0.2, 0.4, 0.6], start=1):
-        add_step(0, epoch, score, hp0)
-    sequence += 1
-    exploits.append(
-        {
-            "member": 1,
-            "donor": 0,
-            "epoch": 3,
-            "member_epoch": 5,
-            "old_hyperparameters": dict(hp1),
-            "new_hyperparameters": dict(hp1_new),
-            "reason": "exploit",
-            "sequence": sequence,
-        }
-    )
-    add_step(0, 4, 0.7, hp0)
-    add_step(1, 4, 0.75, hp1_new)
-    add_step(1, 5, 0.9, hp1_new)
-    return RunHistory.from_rows(steps, exploits)
 
 
 # ---- reading the history -----------------------------------------------------------------------
@@ -336,126 +195,6 @@ def test_many_members_get_a_colour_bar_not_a_legend() -> None:
     assert len(member_lines(fig.axes[0])) == 12
     assert any(ax.get_ylabel() == "member" for ax in fig.axes[1:])  # the colour bar
     assert not any("member 0" == t.get_text() for legend in fig.legends for t in legend.get_texts())
-
-
-# ---- HTML, CSV, DataFrame ----------------------------------------------------------------------
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    return struct.unpack(">II", data[16:24])
-
-
-def test_write_html_is_one_self_contained_page(tmp_path: Any, failing_run: Run) -> None:
-    config = {**failing_run.config, "note": "<script>alert(1)</script>"}
-    before = plt.get_fignums()
-    path = write_html(tmp_path / "out" / "report.html", failing_run.history, config)
-    assert plt.get_fignums() == before  # drawn without pyplot: nothing left open
-    page = path.read_text(encoding="utf-8")
-    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(images) == 4
-    assert all(png_size(base64.b64decode(image))[0] > 400 for image in images)
-    assert "<script" not in page and 'src="http' not in page and "href=" not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    best = failing_run.history.best()
-    assert best is not None
-    assert f"{best.score:.6g} at epoch {best.epoch}" in page
-    for entry in merged_schedule(failing_run.trainer.schedule()):
-        row = f"<td>{entry['from_epoch']}-{entry['to_epoch']}</td><td>{entry['member']}</td>"
-        row += f"<td>{entry['hyperparameters']['lr']:.4g}</td><td>{entry['hyperparameters']['opt']}</td>"
-        assert row in page
-    assert f"Failed steps ({len(failing_run.history.failures)})" in page
-    assert page.count("loss diverged") >= len(failing_run.history.failures)
-
-
-def test_schedule_table_text_and_html(run: Run) -> None:
-    merged = merged_schedule(run.trainer.schedule())
-    text = schedule_table(run.history).splitlines()
-    assert text[0].split() == ["epochs", "member", "lr", "opt"]
-    assert len(text) == 2 + len(merged)
-    assert text[2].split()[0] == f"0-{merged[0]['to_epoch']}"
-    html_table = schedule_table(run.history, format="html")
-    assert html_table.count("<tr>") == 1 + len(merged)
-    with pytest.raises(InvalidArgumentError, match="format"):
-        schedule_table(run.history, format="markdown")
-
-
-def test_csv_round_trips(tmp_path: Any, run: Run) -> None:
-    path = write_csv(tmp_path / "history.csv", run.history)
-    with path.open(newline="") as file:
-        rows = list(csv.DictReader(file))
-    assert (
-        list(rows[0])
-        == "member epoch score seconds sequence hp_lr hp_opt metric_accuracy metric_loss".split()
-    )
-    assert len(rows) == len(run.history.steps)
-    for written, step in zip(rows, sorted(run.history.steps, key=lambda r: r["sequence"]), strict=True):
-        assert int(written["member"]) == step["member"] and int(written["epoch"]) == step["epoch"]
-        assert float(written["score"]) == step["score"]
-        assert float(written["hp_lr"]) == step["hyperparameters"]["lr"]
-        assert written["hp_opt"] == step["hyperparameters"]["opt"]
-        assert float(written["metric_loss"]) == step["metrics"]["loss"]
-    frame = run.history.frame()
-    read = pd.read_csv(path)
-    assert list(frame.columns) == list(read.columns)
-    pd.testing.assert_frame_equal(frame.reset_index(drop=True), read, check_dtype=False)
-
-
-def test_missing_extras_name_the_install(monkeypatch: pytest.MonkeyPatch, run: Run) -> None:
-    monkeypatch.setitem(sys.modules, "pandas", None)
-    with pytest.raises(PyBTError, match=r"pandas is not installed.*pip install"):
-        run.history.frame()
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(MissingDependencyError, match=r"pybt\[plot\]"):
-        plot_scores(run.history)
-    with pytest.raises(MissingDependencyError, match=r"pybt\[plot\]"):
-        render_html(run.history)
-
-
-# ---- edge cases --------------------------------------------------------------------------------
-def test_no_exploits() -> None:
-    calm = pbt_run(exploit=False)
-    assert not calm.history.exploits
-    fig = plot_scores(calm.history)
-    (jumps,) = by_gid(fig.axes[0].collections, "exploit-jumps")
-    assert len(jumps.get_segments()) == 0
-    lineage_fig = plot_lineage(calm.history)
-    (bold,) = by_gid(lineage_fig.axes[0].lines, "lineage")
-    assert bold.get_ydata()[0] == calm.trainer.best_member
-    page = render_html(calm.history, calm.config)
-    assert page.count('<img src="data:image/png;base64,') == 4 and "Every exploit" not in page
-
-
-def test_a_single_members_records_and_an_empty_history(run: Run) -> None:
-    alone = RunHistory.from_rows(
-        [row for row in run.history.steps if row["member"] == 2],
-        metric=run.history.metric,
-        mode=run.history.mode,
-    )
-    for draw in (plot_scores, plot_hyperparameters, plot_lineage, plot_schedule):
-        assert isinstance(draw(alone), Figure)
-    page = render_html(alone)
-    assert page.count('<img src="data:image/png;base64,') == 4
-    assert alone.best().member == 2  # type: ignore[union-attr]
-    empty = render_html(RunHistory(), {})
-    assert "<img" not in empty and "nothing to plot" in empty
-    assert "none (no completed step)" in empty and "No configuration recorded" in empty
-    assert RunHistory().frame().empty
-
-
-def test_async_records_going_back_in_epochs(tmp_path: Any) -> None:
-    history = async_history()
-    best = history.best()
-    assert best is not None and (best.member, best.epoch, best.score) == (1, 5, 0.9)
-    fig = plot_schedule(history)
-    panels = [ax for ax in fig.axes if by_gid(ax.lines, "schedule")]
-    (line,) = by_gid(panels[0].lines, "schedule")
-    assert list(line.get_xdata()) == [0, 1, 2, 3, 4, 5]
-    assert list(line.get_ydata()) == [0.1, 0.1, 0.1, 0.1, 0.12, 0.12]  # member 0's lr, then the explored one
-    lineage_fig = plot_lineage(history)
-    bold = by_gid(lineage_fig.axes[0].lines, "lineage")
-    assert [(line.get_ydata()[0], *line.get_xdata()) for line in bold] == [(0, 0, 3), (1, 3, 5)]
-    page = write_html(tmp_path / "async.html", history).read_text()
-    assert "<td>0-3</td><td>0</td>" in page and "<td>3-5</td><td>1</td>" in page
-    assert "higher is better" in page  # no mode reads as "max", as the history ranks it
 
 
 def test_failures_are_marked(failing_run: Run) -> None:

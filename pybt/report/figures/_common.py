@@ -101,16 +101,19 @@ def empty(ax: Axes, text: str) -> None:
     ax.set_yticks([])
 
 
-def log_axis(ax: Axes) -> None:
+def log_axis(ax: Axes, integers: bool = False) -> None:
     """A log y axis labelled in plain numbers (``0.001``, ``32``), not ``10^{-3}`` or ``3.2 x 10^1``.
 
     Which ticks get a label is matplotlib's choice (all decades; the ticks in between when the
-    axis spans few decades); only the text changes.
+    axis spans few decades); only the text changes. With ``integers``, ticks between whole
+    numbers go unlabelled.
     """
     from matplotlib.ticker import LogFormatterSciNotation
 
     class PlainLog(LogFormatterSciNotation):
         def __call__(self, x: float, pos: int | None = None) -> str:
+            if integers and not float(x).is_integer():
+                return ""
             return f"{x:g}" if super().__call__(x, pos) else ""
 
     ax.set_yscale("log")
@@ -173,6 +176,11 @@ def mark_failures(
         )
 
 
+def _is_integer(value: Any) -> bool:
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    return (isinstance(value, int) and not isinstance(value, bool)) or kind in ("i", "u")
+
+
 class ValueAxis:
     """Where a hyperparameter's values go on a panel: numbers as they are (on a log axis when its
     ``domain`` in the space is log-scaled), categories as indices (spread a little per member, so
@@ -187,8 +195,15 @@ class ValueAxis:
         if self.scale == "category":
             ax.set_yticks(range(len(self.order)), labels=[literal(v) for v in self.order])
             ax.set_ylim(-0.5, len(self.order) - 0.5)
-        elif self.scale == "log":
-            log_axis(ax)
+            return
+        # Integers (a batch size, a layer count) get no ticks between them: 22.5 is no batch size.
+        integers = bool(values) and all(_is_integer(value) for value in values)
+        if self.scale == "log":
+            log_axis(ax, integers=integers)
+        elif integers:
+            from matplotlib.ticker import MaxNLocator
+
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
     def __call__(self, value: Any, member: int) -> float:
         if value is MISSING:
