@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
-    from pybt.history import ExploitRecord, StepRecord
+    from pybt.records import ExploitRecord, StepRecord
 
 
 class Segment(TypedDict):

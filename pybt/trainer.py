@@ -288,9 +288,8 @@ class Trainer(RunResults):
         else:
             epoch = member.epoch + result.epochs
             record = self._log.step(member.id, epoch, member.hyperparameters, metrics, score, result.seconds)
-            self._population.stepped(
-                member.id, result.epochs, score, self.run_history.fitness(score), metrics
-            )
+            fitness = self.run_history.fitness(score)
+            self._population.stepped(member.id, result.epochs, score, fitness, metrics, result.seconds)
         self._results.popleft()
         self._undecided.append(member.id)
         self._changed(member.id)

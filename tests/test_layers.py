@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pybt"
 LAYERS = [
     ["errors", "_imports", "_validate", "_version"],
     ["objective", "space"],
-    ["lineage", "history"],
+    ["records", "lineage", "history"],
     ["policy"],
     ["model"],
     ["executor"],

@@ -1,11 +1,14 @@
 """Policies: the decisions of PBT, as pure functions of read-only member snapshots.
 
-- ``done``: when a member has finished training (:class:`~pybt.policy.done.StopAfter`);
-- ``ready``: when a member may exploit (:class:`~pybt.policy.ready.ReadyAfter`);
+- ``done``: when a member has finished training, or the whole run
+  (:class:`~pybt.policy.done.StopAfter`, ``StopWhen``, ``Budget``, combined with ``|``);
+- ``ready``: when a member may exploit (:class:`~pybt.policy.ready.ReadyAfter` with a
+  ``burn_in``, ``ReadyAfterSeconds``);
 - ``exploit``: which member, if any, a ready member copies
   (:class:`~pybt.policy.exploit.Truncation`, :class:`~pybt.policy.exploit.BinaryTournament`);
 - ``explore``: how copied hyperparameters change (:class:`~pybt.policy.explore.Perturb`,
-  :class:`~pybt.policy.explore.Resample`).
+  :class:`~pybt.policy.explore.Resample`, and :class:`~pybt.policy.pb2.PB2`, which models what
+  worked with a Gaussian process — the ``pb2`` extra).
 
 Policies never touch a model: they see :class:`MemberSnapshot` objects and answer with an
 id or a dict of hyperparameters; the trainer does the copying. Write your own by

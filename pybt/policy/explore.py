@@ -113,3 +113,13 @@ class Resample(ExploreStrategy):
 
     def __repr__(self) -> str:
         return f"Resample(probability={self.probability})"
+
+
+def __getattr__(name: str) -> Any:
+    # PB2 lives in pybt.policy.pb2, which subclasses ExploreStrategy from here: it is imported on
+    # first use, so either module may be imported first and SciPy is loaded only by a decision.
+    if name == "PB2":
+        from pybt.policy.pb2 import PB2
+
+        return PB2
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

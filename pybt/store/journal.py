@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from pybt.history import RECORD_KINDS, Record, as_record, record_fields
+from pybt.records import RECORD_KINDS, Record, as_record, record_fields
 from pybt.store.checks import JournalChecks, damaged
 from pybt.store.files import StoreWriteError
 from pybt.store.values import dumps

@@ -14,27 +14,33 @@ that is what makes exploring pay.
 Each time a member copies a donor, PB2:
 
 1. reads the run's steps (the history view of its :class:`ExploreContext`): each step with a
-   standing before it is one observation, ``(time, hyperparameters) → fitness change per
-   epoch``; the newest ``max_points`` are kept (Ray Tune keeps 1,000; the GP's cost grows with
-   the cube of the number, see ``benchmarks/pb2.py``);
+   standing before it is one observation, ``(time, score before, hyperparameters) → fitness
+   change per epoch`` (:mod:`pybt.policy.pb2.data`); the newest ``max_points`` are kept (Ray
+   Tune keeps 1,000, but the GP's cost grows with the cube of the number and the kernel
+   forgets old points anyway: 100 keep a decision within tens of milliseconds);
 2. standardizes the changes and fits the GP (:mod:`pybt.policy.pb2.gp`): the time-varying
-   squared-exponential kernel over time (counted in steps) and the hyperparameters mapped onto
-   the unit box, log domains in log scale (:mod:`pybt.policy.pb2.data`);
-3. maximizes UCB = mean + √β_t · deviation at the donor's epoch over the box (L-BFGS-B from
-   the best of random starts drawn from the run's generator), with the hyperparameters already
-   chosen in this decision (``ExploreContext.pending``) counted as pending points, so a batch
-   spreads out; integers and ordered choices are rounded.
+   squared-exponential kernel over time (counted in steps), the score before (scaled to the
+   observed range) and the hyperparameters mapped onto the unit box, log domains in log scale;
+3. maximizes UCB = mean + √β_t · deviation at the donor's epoch and score over the box
+   (L-BFGS-B from the best of random starts drawn from the run's generator), with the
+   hyperparameters already chosen in this decision (``ExploreContext.pending``) counted as
+   pending points, so a batch spreads out; integers and ordered choices are rounded.
+
+One observation per step, not per ready interval: the policy does not know where the ready
+points fell, and a GP with a noise term averages the steps of an interval anyway (Ray Tune's
+PB2 also takes one per reported iteration).
 
 Limits: an unordered ``Choice`` has no order to model, so PB2 resamples it (as ``Perturb``
 does); ``Fixed`` values are kept; a user's own ``Domain`` is resampled. Until the run has
-``min_points`` observations, and when ``explore()`` is called without a context (no records
-to learn from), PB2 explores like ``Perturb()``.
+``min_points`` observations, when no hyperparameter can be ordered, and when ``explore()`` is
+called without a context (no records to learn from), PB2 explores like ``Perturb()``.
 
 It needs SciPy and threadpoolctl: ``pip install 'pybt[pb2]'``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,10 +50,12 @@ from pybt import _validate
 from pybt.errors import invalid_argument
 from pybt.policy.explore import ExploreContext, ExploreStrategy, Perturb
 from pybt.policy.pb2.data import Box, observations
-from pybt.policy.pb2.gp import Posterior, fit_kernel, maximize_ucb, one_blas_thread, root_beta
+from pybt.policy.pb2.gp import Inputs, Posterior, fit_kernel, maximize_ucb, one_blas_thread, root_beta
 from pybt.space import Domain, Fixed
 
 __all__ = ["PB2"]
+
+logger = logging.getLogger(__name__)
 
 _CANDIDATES = 256  # random points screened before L-BFGS-B: cheap next to fitting the GP
 
@@ -80,27 +88,37 @@ class PB2(ExploreStrategy):
         data = observations(context.history, box, self.max_points) if len(box) else None
         if data is None or len(data) < self.min_points:
             return self.explore(context.hyperparameters, context.space, context.rng)
+        start = context.donor if context.donor is not None else context.member
         # Time in steps (the paper's rounds), so ε is the forgetting per step whatever its epochs.
         unit = max(float(np.median(data.lengths)), 1.0)
-        start = context.donor if context.donor is not None else context.member
-        now = start.epoch / unit
+        # Where the weights start, scaled to the observed range, is an input too (as in the
+        # authors' implementation): a step from a low score gains more than the same step from
+        # a high one, and without it a member that crashed and recovered looks like progress.
+        low, span = float(data.levels.min()), float(np.ptp(data.levels)) or 1.0
+        level = start.fitness if np.isfinite(start.fitness) else float(data.levels[-1])
+        observed = Inputs(data.epochs / unit, ((data.levels - low) / span)[:, None], data.points)
         gains = data.gains - data.gains.mean()
         scale = gains.std()
         # Standardized and clipped (as the PB2 authors do): one lucky step cannot own the model.
         targets = np.clip(gains / scale, -2.0, 2.0) if scale > 0 else gains
-        times = data.epochs / unit
         pending = [box.encode(values) for values in context.pending]
         pending_points = np.array([p for p in pending if p is not None]).reshape(-1, len(box))
         starts = context.rng.random((_CANDIDATES, len(box)))
         current = box.encode(context.hyperparameters)
         if current is not None:
             starts[0] = current  # the donor's own choice competes too
-        with one_blas_thread():
-            kernel = fit_kernel(times, data.points, targets)
-            posterior = Posterior(kernel, times, data.points, targets, now, pending_points)
-            best = maximize_ucb(posterior, starts, root_beta(len(data)), self.restarts)
-        chosen = box.decode(best)
-        return self._outside_box(context, chosen)
+        try:
+            with one_blas_thread():
+                kernel = fit_kernel(observed, targets)
+                here = np.array([(level - low) / span])
+                posterior = Posterior(kernel, observed, targets, start.epoch / unit, here, pending_points)
+                best = maximize_ucb(posterior, starts, root_beta(len(data)), self.restarts)
+        except np.linalg.LinAlgError as error:  # numerically hopeless data must not end the run
+            logger.warning(
+                "PB2 could not fit its model (%s); member %d explores like Perturb()", error, start.id
+            )
+            return self.explore(context.hyperparameters, context.space, context.rng)
+        return self._outside_box(context, box.decode(best))
 
     def _outside_box(self, context: ExploreContext, chosen: dict[str, Any]) -> dict[str, Any]:
         """The hyperparameters PB2 does not model: Fixed kept, every other one resampled."""

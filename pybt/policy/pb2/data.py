@@ -1,5 +1,5 @@
-"""PB2's data: the space as a unit box, and the run's records as (time, hyperparameters) →
-score change per epoch.
+"""PB2's data: the space as a unit box, and the run's records as (time, score before,
+hyperparameters) → score change per epoch.
 
 The box: every domain PB2 can order becomes one coordinate in [0, 1] — ``Uniform`` and
 ``IntUniform`` linearly, ``LogUniform`` and ``IntUniform(log=True)`` in log scale, an ordered
@@ -8,8 +8,8 @@ The box: every domain PB2 can order becomes one coordinate in [0, 1] — ``Unifo
 (``Fixed``, an unordered ``Choice``, a user's own ``Domain``) stay outside the box.
 
 The observations: one per step that has a standing before it (the member's previous step, or
-the donor's score it copied), ``y = (fitness after − fitness before) / epochs`` at
-``time = the epoch the step started from``. Fitness is the score turned so higher is better.
+the donor's score it copied): ``gain = (fitness after − fitness before) / epochs``, with the
+epoch and the fitness the step started from. Fitness is the score turned so higher is better.
 """
 
 from __future__ import annotations
@@ -62,14 +62,16 @@ class Axis:
 
     def decode(self, unit: float) -> Any:
         """The domain's value at ``unit`` (rounded to an integer or an option where it must be)."""
-        number = self.low + min(max(float(unit), 0.0), 1.0) * (self.high - self.low)
+        unit = min(max(float(unit), 0.0), 1.0)
+        number = self.low + unit * (self.high - self.low)
         if self.options is not None:
             return self.options[round(number)]
         if self.log:
-            number = math.exp(number)
+            # The edges exactly (exp(log x) may miss x by an ulp, and a user reads the bounds).
+            number = self.bottom if unit == 0.0 else self.top if unit == 1.0 else math.exp(number)
         if self.integer:
             return int(min(max(round(number), self.bottom), self.top))
-        return float(min(max(number, self.bottom), self.top))  # exp(log x) may miss x by an ulp
+        return float(min(max(number, self.bottom), self.top))
 
 
 def axis_for(name: str, domain: Domain) -> Axis | None:
@@ -110,6 +112,7 @@ class Observations:
     """What PB2 learns from: starting epochs, box points, score changes per epoch, step lengths."""
 
     epochs: np.ndarray  # [n] the epoch each step started from
+    levels: np.ndarray  # [n] the fitness it started from
     points: np.ndarray  # [n, d] its hyperparameters in the box
     gains: np.ndarray  # [n] fitness change per epoch over the step
     lengths: np.ndarray  # [n] epochs the step trained
@@ -126,23 +129,25 @@ def observations(history: HistoryView, box: Box, newest: int) -> Observations:
     long run as in a short one.
     """
     steps = history.steps
-    kept: list[tuple[int, float, int, np.ndarray]] = []
+    kept: list[tuple[int, float, float, int, np.ndarray]] = []
     for index in range(len(steps) - 1, -1, -1):
         step = steps[index]
         before = history.standing(step.member, before=step.sequence)
         if before is None or step.epoch <= before.epoch:
             continue
-        gain = (history.fitness(step.score) - history.fitness(before.score)) / (step.epoch - before.epoch)
+        level = history.fitness(before.score)
+        gain = (history.fitness(step.score) - level) / (step.epoch - before.epoch)
         point = box.encode(step.hyperparameters)
         if point is None or not math.isfinite(gain):
             continue
-        kept.append((before.epoch, gain, step.epoch - before.epoch, point))
+        kept.append((before.epoch, level, gain, step.epoch - before.epoch, point))
         if len(kept) == newest:
             break
     kept.reverse()
     return Observations(
         epochs=np.array([k[0] for k in kept], dtype=float),
-        points=np.array([k[3] for k in kept], dtype=float).reshape(len(kept), len(box)),
-        gains=np.array([k[1] for k in kept], dtype=float),
-        lengths=np.array([k[2] for k in kept], dtype=float),
+        levels=np.array([k[1] for k in kept], dtype=float),
+        points=np.array([k[4] for k in kept], dtype=float).reshape(len(kept), len(box)),
+        gains=np.array([k[2] for k in kept], dtype=float),
+        lengths=np.array([k[3] for k in kept], dtype=float),
     )

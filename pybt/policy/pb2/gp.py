@@ -1,9 +1,14 @@
-"""PB2's model: a small Gaussian process over (time, point of the box), in NumPy and SciPy.
+"""PB2's model: a small Gaussian process over (time, inputs), in NumPy and SciPy.
 
 The kernel is the paper's time-varying squared exponential (Parker-Holder et al. 2020, after
 Bogunovic et al. 2016)::
 
     k((t, x), (t', x')) = σ² · exp(−‖x − x′‖² / ℓ) · (1 − ε)^{|t − t′| / 2}
+
+where x is a point of the unit box. Inputs may also carry context coordinates c that the
+acquisition does not move (PB2 puts the score the weights start from there); they get their
+own length scale, a factor exp(−‖c − c′‖² / ℓ_c), so that how fast a score rises at each level
+does not force the hyperparameters' length scale down with it.
 
 so what was learnt about a point fades as training moves on (ε is the forgetting per unit of
 time). Its parameters, with the noise variance, are fitted by maximizing the log marginal
@@ -29,10 +34,15 @@ import numpy as np
 
 from pybt._imports import require
 
-# (low, high) and start of the fitted parameters: ℓ in squared units of the unit box, ε per
-# step of time, and the noise as a ratio λ of the signal's variance (σ² itself is solved for).
-BOUNDS = {"lengthscale": (0.01, 50.0), "epsilon": (1e-5, 0.5), "ratio": (1e-4, 10.0)}
-START = {"lengthscale": 1.0, "epsilon": 0.1, "ratio": 0.1}
+# (low, high) and start of the fitted parameters: ℓ and ℓ_c in squared units of the unit box,
+# ε per step of time, the noise as a ratio λ of the signal's variance (σ² is solved for).
+BOUNDS = {
+    "lengthscale": (0.01, 50.0),
+    "context_lengthscale": (0.01, 50.0),
+    "epsilon": (1e-5, 0.5),
+    "ratio": (1e-4, 10.0),
+}
+START = {"lengthscale": 1.0, "context_lengthscale": 1.0, "epsilon": 0.1, "ratio": 0.1}
 _JITTER = 1e-8
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -67,15 +77,36 @@ class Kernel:
     """The kernel's parameters (see the module's docstring)."""
 
     variance: float
-    lengthscale: float
+    lengthscale: float  # of the box's coordinates
+    context_lengthscale: float  # of the context's
     epsilon: float
     noise: float
 
-    def __call__(self, times_a: np.ndarray, points_a: np.ndarray, times_b: np.ndarray, points_b: np.ndarray):
-        """The covariance matrix between two sets of (time, point) inputs (noise excluded)."""
-        squared = _squared_distances(points_a, points_b)
-        gaps = np.abs(times_a[:, None] - times_b[None, :])
-        return self.variance * np.exp(-squared / self.lengthscale + 0.5 * gaps * math.log1p(-self.epsilon))
+    def __call__(self, a: Inputs, b: Inputs) -> np.ndarray:
+        """The covariance matrix between two sets of inputs (noise excluded)."""
+        exponent = _squared_distances(a.points, b.points) * (-1.0 / self.lengthscale)
+        exponent -= _squared_distances(a.contexts, b.contexts) / self.context_lengthscale
+        exponent += 0.5 * np.abs(a.times[:, None] - b.times[None, :]) * math.log1p(-self.epsilon)
+        return self.variance * np.exp(exponent)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The GP's inputs: times [n], context coordinates [n, c] and points of the box [n, d]."""
+
+    times: np.ndarray
+    contexts: np.ndarray
+    points: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def __add__(self, other: Inputs) -> Inputs:
+        return Inputs(
+            np.concatenate([self.times, other.times]),
+            np.vstack([self.contexts, other.contexts]),
+            np.vstack([self.points, other.points]),
+        )
 
 
 def _cholesky(matrix: np.ndarray) -> np.ndarray | None:
@@ -99,20 +130,28 @@ def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.maximum(squared, 0.0)
 
 
+_FITTED = ("lengthscale", "context_lengthscale", "epsilon", "ratio")
+
+
 def profile_likelihood(
-    theta: np.ndarray, squared: np.ndarray, half_gaps: np.ndarray, targets: np.ndarray
+    theta: np.ndarray,
+    squared: np.ndarray,
+    context_squared: np.ndarray,
+    half_gaps: np.ndarray,
+    targets: np.ndarray,
 ) -> tuple[float, np.ndarray, float]:
-    """−log p(targets) with σ² at its best for ``theta`` = log (ℓ, ε, λ), its gradient in
-    ``theta``, and that σ². ``squared`` and ``half_gaps`` are the inputs' squared distances and
-    half their time gaps.
+    """−log p(targets) with σ² at its best for ``theta`` = log (ℓ, ℓ_c, ε, λ), its gradient in
+    ``theta``, and that σ². The arrays are the inputs' squared distances in the box and in the
+    context, and half their time gaps.
 
     Written as σ² · (R + λI), with R the kernel at unit variance and λ the noise-to-signal
-    ratio, the best σ² is yᵀ(R + λI)⁻¹y / n in closed form, so L-BFGS-B searches three
-    parameters instead of four, in fewer steps.
+    ratio, the best σ² is yᵀ(R + λI)⁻¹y / n in closed form, so L-BFGS-B searches one
+    parameter fewer, in fewer steps.
     """
-    lengthscale, epsilon, ratio = np.exp(theta)
+    lengthscale, context_lengthscale, epsilon, ratio = np.exp(theta)
     count = len(targets)
-    base = np.exp(squared * (-1.0 / lengthscale) + half_gaps * math.log1p(-epsilon))
+    exponent = squared * (-1.0 / lengthscale) - context_squared / context_lengthscale
+    base = np.exp(exponent + half_gaps * math.log1p(-epsilon))
     matrix = base.copy()
     matrix[np.diag_indices(count)] += ratio + _JITTER
     factor = _cholesky(matrix)
@@ -129,6 +168,7 @@ def profile_likelihood(
     gradient = 0.5 * np.array(
         [
             np.vdot(weights, squared) / lengthscale,
+            np.vdot(weights, context_squared) / context_lengthscale,
             -np.vdot(weights, half_gaps) * epsilon / (1.0 - epsilon),
             trace * ratio,
         ]
@@ -136,71 +176,78 @@ def profile_likelihood(
     return -float(likelihood), -gradient, variance
 
 
-def fit_kernel(times: np.ndarray, points: np.ndarray, targets: np.ndarray, iterations: int = 40) -> Kernel:
+def fit_kernel(inputs: Inputs, targets: np.ndarray, iterations: int = 40) -> Kernel:
     """The kernel that maximizes the log marginal likelihood of ``targets`` (L-BFGS-B over
-    log (ℓ, ε, λ) from ``START``, σ² solved for: see :func:`profile_likelihood`)."""
+    log (ℓ, ℓ_c, ε, λ) from ``START``, σ² solved for: see :func:`profile_likelihood`)."""
     _, optimize = _scipy()
-    squared = _squared_distances(points, points)
-    half_gaps = 0.5 * np.abs(times[:, None] - times[None, :])
-    names = ("lengthscale", "epsilon", "ratio")
-    start = np.log([START[name] for name in names])
+    arrays = (
+        _squared_distances(inputs.points, inputs.points),
+        _squared_distances(inputs.contexts, inputs.contexts),
+        0.5 * np.abs(inputs.times[:, None] - inputs.times[None, :]),
+        targets,
+    )
+    start = np.log([START[name] for name in _FITTED])
     result = optimize.minimize(
-        lambda theta: profile_likelihood(theta, squared, half_gaps, targets)[:2],
+        lambda theta: profile_likelihood(theta, *arrays)[:2],
         start,
         jac=True,
         method="L-BFGS-B",
-        bounds=[tuple(np.log(BOUNDS[name])) for name in names],
+        bounds=[tuple(np.log(BOUNDS[name])) for name in _FITTED],
         options={"maxiter": iterations},
     )
     theta = result.x if np.all(np.isfinite(result.x)) else start
-    variance = profile_likelihood(theta, squared, half_gaps, targets)[2]
-    lengthscale, epsilon, ratio = (float(v) for v in np.exp(theta))
-    return Kernel(variance, lengthscale, epsilon, variance * ratio)
+    variance = profile_likelihood(theta, *arrays)[2]
+    lengthscale, context_lengthscale, epsilon, ratio = (float(v) for v in np.exp(theta))
+    return Kernel(variance, lengthscale, context_lengthscale, epsilon, variance * ratio)
 
 
 class Posterior:
-    """The GP's prediction of the standardized gain at time ``now`` for points of the box.
+    """The GP's prediction of the standardized gain, at time ``now`` and context ``context``,
+    for points of the box (the acquisition moves the point only).
 
-    The mean comes from the observations; the variance also counts ``pending`` points (chosen
-    for other members in this decision, their outcome unknown) as observed, which lowers it
-    around them so that the next choice looks elsewhere (Desautels et al. 2014, GP-BUCB).
+    The mean comes from the observations; the variance also counts ``pending`` points of the
+    box (chosen for other members in this decision, their outcome unknown; at ``now`` and
+    ``context``) as observed, which lowers it around them so that the next choice looks
+    elsewhere (Desautels et al. 2014, GP-BUCB).
     """
 
     def __init__(
         self,
         kernel: Kernel,
-        times: np.ndarray,
-        points: np.ndarray,
+        observed: Inputs,
         targets: np.ndarray,
         now: float,
+        context: np.ndarray,
         pending: np.ndarray,
     ) -> None:
-        self.kernel, self.now = kernel, float(now)
+        self.kernel = kernel
         noise = kernel.noise + _JITTER
-        factor = _cholesky(kernel(times, points, times, points) + noise * np.eye(len(times)))
+        factor = _cholesky(kernel(observed, observed) + noise * np.eye(len(observed)))
         if factor is None:
             raise np.linalg.LinAlgError("the GP's covariance is not positive definite")
         self.alpha = _solve(factor, targets)
-        self.times, self.points = times, points
-        # The variance's inputs: the observations and the pending points (at time ``now``).
-        self.all_times = np.concatenate([times, np.full(len(pending), self.now)])
-        self.all_points = np.vstack([points, pending]) if len(pending) else points
-        covariance = kernel(self.all_times, self.all_points, self.all_times, self.all_points)
-        both = _cholesky(covariance + noise * np.eye(len(self.all_times)))
+        self.observed = len(observed)
+        here = Inputs(np.full(len(pending), float(now)), np.tile(context, (len(pending), 1)), pending)
+        inputs = observed + here if len(pending) else observed
+        both = _cholesky(kernel(inputs, inputs) + noise * np.eye(len(inputs)))
         if both is None:
             raise np.linalg.LinAlgError("the GP's covariance is not positive definite")
         self.precision = _inverse(both)
-        # The time factor of each input against ``now``: fixed while the acquisition moves x.
-        self._fade = np.exp(0.5 * np.abs(self.all_times - self.now) * math.log1p(-kernel.epsilon))
+        self.points = inputs.points
+        # What does not move with the candidate: the time and context factors against each input.
+        self._fixed = np.exp(
+            0.5 * np.abs(inputs.times - float(now)) * math.log1p(-kernel.epsilon)
+            - ((inputs.contexts - context) ** 2).sum(1) / kernel.context_lengthscale
+        )
 
     def _covariances(self, candidates: np.ndarray) -> np.ndarray:
-        squared = _squared_distances(candidates, self.all_points)
-        return self.kernel.variance * np.exp(-squared / self.kernel.lengthscale) * self._fade[None, :]
+        squared = _squared_distances(candidates, self.points)
+        return self.kernel.variance * np.exp(-squared / self.kernel.lengthscale) * self._fixed[None, :]
 
     def mean_and_deviation(self, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and standard deviation at ``candidates`` [m, d] (time ``now``)."""
+        """Mean and standard deviation at ``candidates`` [m, d] of the box."""
         covariances = self._covariances(candidates)
-        mean = covariances[:, : len(self.times)] @ self.alpha
+        mean = covariances[:, : self.observed] @ self.alpha
         variance = self.kernel.variance - ((covariances @ self.precision) * covariances).sum(1)
         return mean, np.sqrt(np.maximum(variance, 1e-12))
 
@@ -209,15 +256,12 @@ class Posterior:
         return mean + root_beta * deviation
 
     def ucb_with_gradient(self, point: np.ndarray, root_beta: float) -> tuple[float, np.ndarray]:
-        """UCB at one point and its gradient in the box (for L-BFGS-B)."""
+        """UCB at one point of the box and its gradient there (for L-BFGS-B)."""
         covariance = self._covariances(point[None, :])[0]
         # ∂k_i/∂x = k_i · (−2 (x − x_i) / ℓ)
-        derivative = (
-            covariance[:, None] * (-2.0 / self.kernel.lengthscale) * (point[None, :] - self.all_points)
-        )
-        observed = len(self.times)
-        mean = covariance[:observed] @ self.alpha
-        mean_gradient = self.alpha @ derivative[:observed]
+        derivative = covariance[:, None] * (-2.0 / self.kernel.lengthscale) * (point[None, :] - self.points)
+        mean = covariance[: self.observed] @ self.alpha
+        mean_gradient = self.alpha @ derivative[: self.observed]
         weighted = self.precision @ covariance
         variance = max(self.kernel.variance - covariance @ weighted, 1e-12)
         deviation = math.sqrt(variance)
