@@ -194,12 +194,13 @@ class Trainer(RunResults):
             if isinstance(error, KeyboardInterrupt):
                 print(self._how_to_go_on(), file=sys.stderr, flush=True)
             callbacks.train_end(None)
-            raise
-        finally:
-            if self._owns_executor and result is not None:
-                self.executor.close()  # kept open after an interrupt, for train() to go on
+            raise  # an executor of the trainer's own stays open, for train() to go on
         self.status = "finished"
-        callbacks.train_end(result)
+        try:
+            callbacks.train_end(result)  # before closing: a callback may still export the winner
+        finally:
+            if self._owns_executor:
+                self.executor.close()
         return result.model, result.score
 
     def _status(self, started: float) -> RunStatus:

@@ -29,8 +29,9 @@ import re
 import sys
 import tempfile
 import time
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from pybt._imports import require
@@ -51,6 +52,14 @@ EXTRA = "mlflow"
 _BATCH = 1000  # MLflow's most metrics per log_batch call
 _PARAMS_BATCH = 100  # and its most params or tags per call
 _VALUE_LIMIT = 6000  # the longest param value MLflow takes
+
+
+@dataclass
+class _Pending:
+    """A member's metrics ``(key, value, timestamp_ms, step)`` and tags not yet sent."""
+
+    metrics: list[tuple[str, float, int, int]] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class MLflow(Callback):
@@ -94,7 +103,7 @@ class MLflow(Callback):
         self.parent_run_id: str | None = None
         self.member_run_ids: dict[int, str] = {}
         self._experiment_id = ""
-        self._pending: dict[int, SimpleNamespace] = {}  # per member: metrics and tags not yet sent
+        self._pending: defaultdict[int, _Pending] = defaultdict(_Pending)
         self._objective_logged = False
         self._last_flush = time.monotonic()
 
@@ -108,7 +117,7 @@ class MLflow(Callback):
             for run_id in (self.parent_run_id, *self.member_run_ids.values()):
                 client.update_run(run_id, status="RUNNING")
             return
-        self._trainer, self.member_run_ids, self._pending = trainer, {}, {}
+        self._trainer, self.member_run_ids, self._pending = trainer, {}, defaultdict(_Pending)
         self._experiment_id = self._experiment()
         tags = {"pybt.version": __version__, "pybt.kind": "population"}
         if trainer.run_dir is not None:
@@ -149,7 +158,8 @@ class MLflow(Callback):
             if error is not None:
                 why = describe_exception(error)[:_VALUE_LIMIT]
                 self._client.set_tag(self.parent_run_id, "pybt.error", why)
-            self._terminate("KILLED" if error is None or isinstance(error, KeyboardInterrupt) else "FAILED")
+            stopped = error is None or isinstance(error, (KeyboardInterrupt, SystemExit))
+            self._terminate("KILLED" if stopped else "FAILED")
             return
         history, now = trainer.run_history, _now_ms()
         for member in history.members:
@@ -198,16 +208,10 @@ class MLflow(Callback):
             self._metric(record.member, "exploited_from", record.donor, record.epoch, now)
         else:
             self._metric(record.member, "failed", 1.0, record.epoch, now)
-            self._pending_for(record.member).tags["pybt.last_error"] = record.error[:_VALUE_LIMIT]
+            self._pending[record.member].tags["pybt.last_error"] = record.error[:_VALUE_LIMIT]
 
     def _metric(self, member: int, key: str, value: float, step: int, now: int) -> None:
-        self._pending_for(member).metrics.append((key, float(value), now, int(step)))
-
-    def _pending_for(self, member: int) -> SimpleNamespace:
-        pending = self._pending.get(member)
-        if pending is None:
-            pending = self._pending[member] = SimpleNamespace(metrics=[], tags={})
-        return pending
+        self._pending[member].metrics.append((key, float(value), now, int(step)))
 
     def _member_run(self, member: int) -> str:
         run_id = self.member_run_ids.get(member)

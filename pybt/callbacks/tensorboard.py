@@ -18,7 +18,7 @@ after its newest checkpoint. Either way the member's run gets a restart marker (
 next, and TensorBoard drops the member's points from that epoch on: each member's curve is its
 latest history, with no step shown twice. The journal and ``pybt report`` keep everything.
 Use one ``log_dir`` per run: a new run in an old ``log_dir`` hides the old curves the same
-way, but TensorBoard's HParams dashboard keeps the first summary it read.
+way, but TensorBoard keeps the first HParams summary of a member's run.
 
 Events are encoded with tensorboardX's protocol buffers and record framing, kept in memory and
 appended to the member's event file at every checkpoint cut, at the end of ``train()`` (also an
@@ -214,8 +214,12 @@ def exploit_text(record: ExploitRecord) -> str:
     names = dict.fromkeys([*record.old_hyperparameters, *record.new_hyperparameters])
     for name in names:
         old, new = record.old_hyperparameters.get(name), record.new_hyperparameters.get(name)
-        lines.append(f"| {name} | {old!r} | {new!r} |")
+        lines.append(f"| {name} | {_shown(old)} | {_shown(new)} |")
     return "\n".join(lines)
+
+
+def _shown(value: Any) -> str:
+    return repr(value.item() if hasattr(value, "item") else value)  # 0.1, not np.float64(0.1)
 
 
 def _position(history: RunHistory, member: int) -> int:
