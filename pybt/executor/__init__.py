@@ -1,6 +1,7 @@
-"""Executors: where live members run (in this process, or as Ray actors).
+"""Executors: where live members run (in this process, as Ray actors, or stacked on one device).
 
-``RayExecutor`` is loaded on first use, so ``import pybt.executor`` does not import Ray.
+``RayExecutor`` and ``VectorizedExecutor`` are loaded on first use, so ``import pybt.executor``
+imports neither Ray nor PyTorch.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from pybt.executor.serial import SerialExecutor
 
 if TYPE_CHECKING:
     from pybt.executor.ray import RayExecutor
+    from pybt.executor.vectorized import VectorizedExecutor
 
-__all__ = ["Executor", "RayExecutor", "SerialExecutor", "StepResult"]
+__all__ = ["Executor", "RayExecutor", "SerialExecutor", "StepResult", "VectorizedExecutor"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,4 +23,8 @@ def __getattr__(name: str) -> Any:
         from pybt.executor.ray import RayExecutor
 
         return RayExecutor
+    if name == "VectorizedExecutor":
+        from pybt.executor.vectorized import VectorizedExecutor
+
+        return VectorizedExecutor
     raise AttributeError(f"module 'pybt.executor' has no attribute {name!r}")

@@ -126,7 +126,7 @@ class ModelWrapper(ABC):
         return target
 
 
-def finite_metrics(values: Mapping[str, Any], owner: str) -> Metrics:
+def numeric_metrics(values: Mapping[str, Any], owner: str) -> Metrics:
     """``{name: float}`` from a framework's metric values, refusing what is not a number.
 
     Text (``"0.5"``) and booleans are refused too, though ``float()`` would take them: a score

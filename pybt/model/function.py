@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from pybt.errors import PyBTError, invalid_argument
-from pybt.model.base import Metrics, ModelWrapper, State, finite_metrics
+from pybt.model.base import Metrics, ModelWrapper, State, numeric_metrics
 from pybt.space import Domain
 
 _ARRAY_KEY = "state"
@@ -132,7 +132,7 @@ class FunctionModel(ModelWrapper):
             else:
                 state = result
         self.state = state  # at the end: a step interrupted halfway leaves the member as it was
-        return finite_metrics(metrics, "step")
+        return numeric_metrics(metrics, "step")
 
     def evaluate(self, eval_args: Mapping[str, Any]) -> Metrics:
         value = self._evaluate(self.state, **eval_args)
@@ -142,7 +142,7 @@ class FunctionModel(ModelWrapper):
                 value,
                 "a number or a dict with at least one metric",
             )
-        return finite_metrics(value if isinstance(value, Mapping) else {"score": value}, "evaluate")
+        return numeric_metrics(value if isinstance(value, Mapping) else {"score": value}, "evaluate")
 
     def get_state(self) -> State:
         if self._to_arrays is not None:

@@ -34,10 +34,10 @@ def check_template(template: Any, fit_args: Mapping[str, Any]) -> None:
             "a TorchModelWrapper (the vectorized executor stacks PyTorch members)",
             _SERIAL,
         )
-    if template._train_step is not None:
+    if template.parts.train_step is not None:
         raise invalid_argument(
             "TorchModelWrapper(train_step) with VectorizedExecutor",
-            template._train_step,
+            template.parts.train_step,
             "no train_step: it trains one module per call, and the vectorized executor trains every "
             "member in one call",
             _SERIAL,
@@ -55,32 +55,32 @@ def find_layout(torch: Any, scratch: Any, device: Any) -> Layout:
     """The stacked layout of the template's members, from one member (``scratch``)."""
     module, optimizer = scratch.module, scratch.optimizer
     kind = optimizer_kind(torch, optimizer)
-    names = {id(param): name for name, param in module.named_parameters()}
-    trained = [names[id(p)] for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
     params = dict(module.named_parameters())
-    dtypes = {params[name].dtype for name in trained}
-    if len(dtypes) > 1 or any(not dtype.is_floating_point for dtype in dtypes):
+    names = {id(param): name for name, param in params.items()}
+    trained = [names[id(p)] for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+    odd = sorted({str(params[name].dtype) for name in trained if not params[name].dtype.is_floating_point})
+    if odd:
         raise PyBTError(
-            f"VectorizedExecutor: the trained parameters have dtypes {sorted(map(str, dtypes))}; it stacks "
-            f"them into one tensor of one real floating dtype. Convert the module (module.float()). {_SERIAL}"
+            f"VectorizedExecutor: trained parameters of dtype {odd}; the stacked update handles real "
+            f"floating parameters. {_SERIAL}"
         )
     step_dtype, step_device = torch.float32, torch.device("cpu")
     if not kind.is_sgd:
         # Where torch.optim keeps Adam's step count (CPU float, or the device with capturable/fused).
         group = optimizer.param_groups[0]
-        probe = torch.optim.Adam([torch.zeros(1, device=device)], capturable=bool(group.get("capturable")))
-        probe.param_groups[0]["params"][0].grad = torch.zeros(1, device=device)
+        weight = torch.zeros(1, device=device, requires_grad=True)
+        probe = torch.optim.Adam([weight], capturable=bool(group.get("capturable")), fused=group.get("fused"))
+        weight.grad = torch.zeros(1, device=device)
         probe.step()
         step = next(iter(probe.state.values()))["step"]
         step_dtype, step_device = step.dtype, step.device
     return Layout(
+        params=list(params),
         trained=trained,
         shapes={name: tuple(param.shape) for name, param in params.items()},
-        frozen=[name for name in params if name not in set(trained)],
         buffers=[name for name, _ in module.named_buffers()],
         kind=kind,
         settings={key: value for key, value in optimizer.param_groups[0].items() if key != "params"},
-        dtype=dtypes.pop() if dtypes else torch.get_default_dtype(),
         device=device,
         step_dtype=step_dtype,
         step_device=step_device,
@@ -88,18 +88,14 @@ def find_layout(torch: Any, scratch: Any, device: Any) -> Layout:
 
 
 def probe(
-    torch: Any,
-    engine: Any,
-    layout: Layout,
-    stack_tensors: dict[str, Any],
-    batch: tuple[Any, Any],
-    samples: int,
+    torch: Any, engine: Any, layout: Layout, tensors: dict[str, Any], batch: tuple[Any, Any], samples: int
 ) -> int:
-    """Train two stacked copies on ``batch`` (``samples`` each) once, and evaluate them; return the
-    activation bytes one sample keeps for the backward pass.
+    """Train two stacked members (``tensors``) on ``batch`` (``samples`` each) once, and evaluate
+    them; return the activation bytes one sample keeps for the backward pass.
 
-    Raises a PyBTError naming what failed when the module cannot run stacked. Parameters that
-    receive no gradient are moved out of ``layout.trained`` (torch.optim never steps them either).
+    Raises a PyBTError naming what failed when the module cannot run stacked. Sets
+    ``layout.orders`` to the memory order of each trained parameter's gradient, and moves the
+    parameters that receive no gradient out of ``layout.trained`` (torch.optim never steps them).
     """
     saved = [0]
 
@@ -109,18 +105,18 @@ def probe(
 
     inputs, targets = batch
     try:
+        by_name = {name: tensors[f"param:{name}"] for name in layout.params}
+        by_name.update({name: tensors[f"buffer:{name}"] for name in layout.buffers})
+        engine.verify(by_name, inputs, targets)
+        leaves = [tensors[f"param:{name}"].clone().requires_grad_() for name in layout.trained]
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-            trained = {
-                name: view.clone().requires_grad_()
-                for name, view in layout.views(stack_tensors["trained"]).items()
-            }
-            others = engine.others(stack_tensors)
-            losses = engine.member_losses({**trained, **others}, inputs, targets)
-        grads = torch.autograd.grad(losses.sum(), list(trained.values()), allow_unused=True)
+            losses = engine.member_losses(
+                {**dict(zip(layout.trained, leaves, strict=True)), **engine.others(tensors)}, inputs, targets
+            )
+        grads = torch.autograd.grad(losses.sum(), leaves, allow_unused=True)
         engine.module.eval()
         with torch.no_grad():
-            engine.outputs(stack_tensors, inputs, batched=True)
-        engine.module.train()
+            engine.outputs(tensors, inputs, batched=True)
     except PyBTError:
         raise
     except Exception as error:  # what functional_call/vmap refuse: data-dependent control flow, .item(), ...
@@ -128,11 +124,14 @@ def probe(
             f"VectorizedExecutor: the module cannot be trained stacked with torch.func.functional_call "
             f"and vmap ({describe_exception(error)}). {_SERIAL}"
         ) from error
-    unused = [name for name, grad in zip(trained, grads, strict=True) if grad is None]
-    if unused:
-        layout.trained = [name for name in layout.trained if name not in unused]
-        layout.frozen = layout.frozen + unused
-        layout.__post_init__()
+    finally:
+        engine.module.train()
+    for name, grad in zip(list(layout.trained), grads, strict=True):
+        if grad is None:
+            layout.trained.remove(name)
+        else:
+            strides = grad.stride()[1:]
+            layout.orders[name] = tuple(sorted(range(len(strides)), key=lambda dim: (-strides[dim], dim)))
     return saved[0] // (2 * max(1, samples))
 
 

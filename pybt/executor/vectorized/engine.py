@@ -6,20 +6,22 @@ TorchModelWrapper draws it) goes through ``vmap(functional_call(module, ...))``;
 members' losses is differentiated once with autograd (members share no weights, so each
 member's gradient is its own loss's gradient), and one stacked optimizer update follows.
 
-With ``compile=True`` the stacked loss (forward and backward) and the update are compiled with
-``torch.compile``. Settings are tensors, so new hyperparameters do not recompile; the last
-partial batch and a new group size do once each (the second shape is compiled dynamic).
+The forward is the batched-matmul fast path of :mod:`.batched` where the probe found it
+equal to the generic one. With ``compile=True`` the optimizer's elementwise pass is compiled
+with ``torch.compile`` into one loop per parameter (see :mod:`.optim`); its inputs are
+tensors, so new hyperparameters do not recompile, and neither does the last partial batch
+(the update sees weights, not batches): a new group size does, once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from functools import partial
 from typing import Any
 
-from pybt.executor.vectorized.optim import update_function
+from pybt.executor.vectorized.batched import batched_loss, mlp_forward, mlp_layers
+from pybt.executor.vectorized.optim import round_constants, update_functions
 from pybt.executor.vectorized.stack import Layout
-from pybt.model.torch.batches import _take, is_classification, to_device
+from pybt.model.torch.batches import is_classification, to_device
 from pybt.model.torch.loops import loss_value
 
 
@@ -27,16 +29,18 @@ class Engine:
     """The stacked loss, step and evaluation for one template's members."""
 
     def __init__(
-        self, torch: Any, layout: Layout, module: Any, loss: Callable[..., Any], compile: bool
+        self, torch: Any, layout: Layout, module: Any, loss: Callable[..., Any] | None, compile: bool
     ) -> None:
         self.torch, self.layout, self.module, self.loss = torch, layout, module, loss
+        # Batched-matmul forward and batched loss, kept by verify() only where they match.
+        self._mlp = mlp_layers(torch, module)
+        self._batched_loss = batched_loss(torch, loss) if loss is not None else None
         self._losses: Callable[..., Any] = self._stacked_losses
-        self._update: Callable[..., Any] = update_function(torch, layout.kind)
+        self._coefficients, self._apply = update_functions(torch, layout.kind, fused=compile)
         if compile:
-            # dynamic=None: a shape seen a second time (last batch, group size) is compiled
-            # dynamic once, instead of one graph per shape up to the recompile limit.
-            self._losses = torch.compile(self._stacked_losses)
-            self._update = torch.compile(self._update)
+            # Only the update's elementwise pass: fused, it reads each weight once instead of once
+            # per operation. The forward and backward are batched matrix products either way.
+            self._apply = torch.compile(self._apply)
 
     # ---- one member, as vmap sees it -----------------------------------------------------------
     def _call(self, tensors: Mapping[str, Any], inputs: Any) -> Any:
@@ -47,8 +51,8 @@ class Engine:
             return functional_call(self.module, dict(tensors), tuple(inputs))
         return functional_call(self.module, dict(tensors), (inputs,))
 
-    def _member_loss(self, tensors: Mapping[str, Any], inputs: Any, targets: Any) -> Any:
-        return loss_value(self.torch, self.loss, self._call(tensors, inputs), targets)
+    def _member_loss(self, outputs: Any, targets: Any) -> Any:
+        return loss_value(self.torch, self.loss, outputs, targets)
 
     # ---- stacked -----------------------------------------------------------------------------
     def others(self, tensors: Mapping[str, Any]) -> dict[str, Any]:
@@ -57,29 +61,73 @@ class Engine:
         found.update({name: tensors[f"buffer:{name}"] for name in self.layout.buffers})
         return found
 
+    def forward(self, tensors: Mapping[str, Any], inputs: Any, batched: bool, generic: bool = False) -> Any:
+        """Every member's outputs ``[k, ...]`` from ``{name: [k, ...]}`` parameters and buffers, on
+        per-member (``batched``) or shared inputs."""
+        torch = self.torch
+        if self._mlp is not None and not generic and isinstance(inputs, torch.Tensor):
+            return mlp_forward(torch, self._mlp, tensors, inputs, shared=not batched)
+        in_dims = (0, 0 if batched else None)
+        return torch.func.vmap(self._call, in_dims=in_dims, randomness="different")(dict(tensors), inputs)
+
+    def losses(self, outputs: Any, targets: Any, batched: bool, generic: bool = False) -> Any:
+        """Each member's mean loss, ``[k]``, on per-member (``batched``) or shared targets."""
+        torch = self.torch
+        if self._batched_loss is not None and not generic and isinstance(targets, torch.Tensor):
+            if not batched:
+                targets = targets.expand(outputs.shape[0], *targets.shape)
+            return self._batched_loss(outputs, targets)
+        in_dims = (0, 0 if batched else None)
+        return torch.func.vmap(self._member_loss, in_dims=in_dims, randomness="different")(outputs, targets)
+
     def member_losses(self, tensors: Mapping[str, Any], inputs: Any, targets: Any) -> Any:
         """Each member's mean loss on its own batch, ``[k]``."""
-        vmap = self.torch.func.vmap
-        return vmap(self._member_loss, randomness="different")(dict(tensors), inputs, targets)
+        return self.losses(self.forward(tensors, inputs, batched=True), targets, batched=True)
 
-    def _stacked_losses(self, trained: Any, others: Mapping[str, Any], inputs: Any, targets: Any) -> Any:
-        return self.member_losses({**self.layout.views(trained), **others}, inputs, targets)
+    def verify(self, tensors: Mapping[str, Any], inputs: Any, targets: Any) -> None:
+        """Keep a fast path only if it gives what the generic path gives on this batch."""
+        torch = self.torch
 
-    def step(self, tensors: dict[str, Any], inputs: Any, targets: Any, hp: Mapping[str, Any]) -> Any:
+        def close(fast: Callable[[], Any], generic: Any) -> bool:
+            try:
+                value = fast()
+            except Exception:  # a shape or an argument the fast path does not take
+                return False
+            return bool(value.shape == generic.shape and torch.allclose(value, generic, rtol=1e-4, atol=1e-5))
+
+        with torch.no_grad():
+            outputs = self.forward(tensors, inputs, batched=True, generic=True)
+            if self._mlp is not None and not close(lambda: self.forward(tensors, inputs, True), outputs):
+                self._mlp = None
+            if self._batched_loss is not None:
+                generic = self.losses(outputs, targets, batched=True, generic=True)
+                if not close(lambda: self.losses(outputs, targets, batched=True), generic):
+                    self._batched_loss = None
+
+    def _stacked_losses(
+        self, trained: list[Any], others: Mapping[str, Any], inputs: Any, targets: Any
+    ) -> Any:
+        return self.member_losses(
+            {**dict(zip(self.layout.trained, trained, strict=True)), **others}, inputs, targets
+        )
+
+    def step(
+        self, tensors: Mapping[str, Any], state: Mapping[str, Any], inputs: Any, targets: Any, hp: Any
+    ) -> Any:
         """One batch for every member: losses, one backward, one stacked update; returns the losses."""
         torch = self.torch
-        # A leaf sharing the stack's storage: the update writes the stack in place, and the stack
+        # Leaves sharing the stack's storage: the update writes the stack in place, and the stack
         # itself never requires grad (so exploit's index copies stay plain tensor writes).
-        trained = tensors["trained"].detach().requires_grad_()
+        trained = [tensors[f"param:{name}"].detach().requires_grad_() for name in self.layout.trained]
         losses = self._losses(trained, self.others(tensors), inputs, targets)
-        (grad,) = torch.autograd.grad(losses.sum(), trained)
+        grads = list(torch.autograd.grad(losses.sum(), trained))
         with torch.no_grad():
-            self._update(trained, grad, tensors, hp)
+            self._apply(trained, grads, state, self._coefficients(state, hp, trained))
         return losses.detach()
 
     def train(
         self,
-        tensors: dict[str, Any],
+        tensors: Mapping[str, Any],
         orders: Iterable[Any],
         x: Any,
         y: Any,
@@ -87,25 +135,31 @@ class Engine:
         hp: Mapping[str, Any],
     ) -> list[Any]:
         """One epoch per ``[k, n]`` order; each epoch's mean training loss per member (``[k]`` tensors)."""
-        torch = self.torch
+        torch, layout = self.torch, self.layout
         self.module.train()
+        params = [tensors[f"param:{name}"] for name in layout.trained]
+        hp = round_constants(layout.kind, hp, params)
+        state = {
+            slot: [tensors[f"opt:{slot}:{name}"] for name in layout.trained] for slot in layout.kind.slots
+        }
+        state.update({key[4:]: tensors[key] for key in ("opt:step", "opt:has_buffer") if key in tensors})
         means = []
         for order in orders:
             k, n = order.shape
             total = torch.zeros(k, dtype=torch.float64, device=order.device)
             for start in range(0, n, batch_size):
                 where = order[:, start : start + batch_size]
-                losses = self.step(tensors, _take(x, where), _take(y, where), hp)
+                losses = self.step(tensors, state, take(x, where), take(y, where), hp)
                 total += losses * where.shape[1]  # stays on the device: no sync per batch
             means.append(total / n)
         return means
 
     # ---- evaluation ---------------------------------------------------------------------------
     def outputs(self, tensors: Mapping[str, Any], inputs: Any, batched: bool) -> Any:
-        """Every member's outputs, ``[k, ...]``, on shared (or, ``batched``, per-member) inputs."""
-        vmap = self.torch.func.vmap
-        merged = {**self.layout.views(tensors["trained"]), **self.others(tensors)}
-        return vmap(self._call, in_dims=(0, 0 if batched else None), randomness="different")(merged, inputs)
+        """Every member's outputs, ``[k, ...]``, from the stacked tensors."""
+        merged = {name: tensors[f"param:{name}"] for name in self.layout.params}
+        merged.update({name: tensors[f"buffer:{name}"] for name in self.layout.buffers})
+        return self.forward(merged, inputs, batched)
 
     def evaluate(
         self, tensors: Mapping[str, Any], batches: Iterable[Any], keep_outputs: bool
@@ -118,21 +172,20 @@ class Engine:
         """
         torch = self.torch
         self.module.eval()
-        k = tensors["trained"].shape[0]
-        device = tensors["trained"].device
+        first = tensors[f"param:{self.layout.params[0]}"]
+        k, device = first.shape[0], first.device
         loss_total = torch.zeros(k, dtype=torch.float64, device=device)
         correct = torch.zeros(k, dtype=torch.long, device=device)
         count, classification = 0, True
         seen_outputs: list[Any] = []
         seen_targets: list[Any] = []
-        vmapped_loss = torch.func.vmap(partial(loss_value, torch, self.loss), in_dims=(0, None))
         with torch.no_grad():
             for inputs, targets in batches:
                 outputs = self.outputs(tensors, inputs, batched=False)
                 size = int(targets.shape[0]) if getattr(targets, "ndim", 0) > 0 else 1
                 count += size
                 if self.loss is not None:
-                    loss_total += vmapped_loss(outputs, targets) * size
+                    loss_total += self.losses(outputs, targets, batched=False) * size
                 classification = classification and is_classification(torch, outputs[0], targets)
                 if classification:
                     correct += (outputs.argmax(dim=2) == targets).sum(dim=1)
@@ -148,3 +201,13 @@ class Engine:
             results["outputs"] = torch.cat(seen_outputs, dim=1)
             results["targets"] = torch.cat(seen_targets)
         return results
+
+
+def take(value: Any, where: Any) -> Any:
+    """The samples at ``where`` (``[k, b]`` indices) of an array, or of a tuple or dict of them:
+    ``[k, b, ...]`` (``index_select`` copies rows faster than advanced indexing)."""
+    if isinstance(value, tuple):
+        return tuple(take(item, where) for item in value)
+    if isinstance(value, dict):
+        return {key: take(item, where) for key, item in value.items()}
+    return value.index_select(0, where.reshape(-1)).view(*where.shape, *value.shape[1:])

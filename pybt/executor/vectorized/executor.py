@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -21,11 +21,11 @@ from pybt._imports import require
 from pybt.errors import describe_exception, invalid_argument
 from pybt.executor.base import Executor, StepResult
 from pybt.executor.vectorized import checks
-from pybt.executor.vectorized.engine import Engine
+from pybt.executor.vectorized.engine import Engine, take
 from pybt.executor.vectorized.optim import settings_tensors
 from pybt.executor.vectorized.stack import Stack
-from pybt.model.base import finite_metrics
-from pybt.model.torch.batches import Batches, _as_tensors, _take, device_of, length, number, seeded, to_device
+from pybt.model.base import Metrics, numeric_metrics
+from pybt.model.torch.batches import Batches, as_tensors, device_of, length, number, seeded, to_device
 from pybt.model.torch.loops import EVAL_BATCH_SIZE, custom_evaluation
 from pybt.model.torch.optimizer import check_names
 
@@ -44,14 +44,31 @@ def fit_seed(seed: int, fits: int) -> int:
 class VectorizedExecutor(Executor):
     """Trains a population of TorchModelWrapper members as one stack of tensors.
 
+    Every member is a copy of one template (one architecture, one optimizer kind): parameters,
+    buffers and optimizer state are stacked along a leading member dimension, each batch runs
+    every member's own batch at once, and one update applies every member's own
+    hyperparameters. Members keep their own data order (TorchModelWrapper's seeding), so with
+    the same seed a member's weights equal its in-process ones up to float rounding; states
+    have TorchModelWrapper's layout, so run folders move between the two executors.
+
     Args:
         device: where the whole population lives (``"cuda"``, ``"cuda:1"``, ``"cpu"``); default:
             the wrapper's ``device``, else its module's.
-        compile: compile the stacked loss and update with ``torch.compile`` (worth it from a
-            few dozen members; the first round pays the compilation).
+        compile: compile the optimizer's update with ``torch.compile`` into one pass over the
+            weights. Worth it from a few dozen members on a CPU; the first round pays the
+            compilation (seconds), and each new group size compiles once more.
         undo_interrupted_steps: keep a host copy of the stack before each round, so a round
             interrupted halfway (Ctrl-C) is put back and runs again whole on the next
             ``train()``, as with the in-process executor.
+
+    Limits, checked in ``start()`` with a PyBTError that names the fix: the optimizer is
+    ``torch.optim.SGD``, ``Adam`` or ``AdamW`` (one param group's settings); no ``train_step``
+    (an ``eval_step`` runs member by member); training data are arrays, not a loader; the
+    module runs under ``torch.func.functional_call`` and ``vmap`` (no data-dependent control
+    flow, no ``.item()``); the stack fits in the device's free memory. BatchNorm keeps running
+    statistics per member. Dropout masks come from one seeded generator for the whole stack,
+    not from each member's own, so with dropout a run repeats, but a member's weights differ
+    from its in-process run. Members are grouped by batch size: each group is one stack.
     """
 
     def __init__(
@@ -82,20 +99,21 @@ class VectorizedExecutor(Executor):
         self._queue.clear()
         self._done.clear()
         self._template, self._fit_args, self._eval_args = template, fit_args, eval_args
-        device = self.device or template._device or device_of(torch, template._template)
+        device = self.device or template.parts.device or device_of(torch, template.parts.module)
         scratch = template.spawn(0)  # the skeleton functional_call runs, and the door for states
         scratch.module.to(device)
         layout = checks.find_layout(torch, scratch, device)
-        self._x = to_device(
-            torch, _as_tensors(torch, fit_args["x"], layout.dtype, "x", targets=False), device
-        )
-        self._y = to_device(torch, _as_tensors(torch, fit_args["y"], layout.dtype, "y", targets=True), device)
+        # Batches' conversion: floats in the module's floating dtype, integer targets as int64.
+        dtype = next((p.dtype for p in scratch.module.parameters() if p.is_floating_point()), None)
+        dtype = dtype or torch.get_default_dtype()
+        self._x = to_device(torch, as_tensors(torch, fit_args["x"], dtype, "x", targets=False), device)
+        self._y = to_device(torch, as_tensors(torch, fit_args["y"], dtype, "y", targets=True), device)
         self._n = length(fit_args["x"])
         self._eval_batches = None
-        if template._eval_step is None:  # arrays converted once, not at every evaluation
+        if template.parts.eval_step is None:  # arrays converted once, not at every evaluation
             size = int(eval_args.get("batch_size") or EVAL_BATCH_SIZE)
             self._eval_batches = Batches(torch, eval_args, size, False, scratch.module, device)
-        self._engine = Engine(torch, layout, scratch.module, template._loss, self.compile)
+        self._engine = Engine(torch, layout, scratch.module, template.parts.loss, self.compile)
 
         probe_stack = Stack(torch, layout, scratch)
         for member in (0, 1):
@@ -108,14 +126,15 @@ class VectorizedExecutor(Executor):
             self._engine,
             layout,
             probe_stack.tensors,
-            (_take(self._x, where), _take(self._y, where)),
+            (take(self._x, where), take(self._y, where)),
             samples,
         )
         self._stack = Stack(torch, layout, scratch)
-        widths = layout.width * (1 + len(layout.kind.slots))
-        others = sum(int(np.prod(layout.shapes[name])) for name in layout.frozen)
-        buffers = sum(buffer.numel() for _, buffer in scratch.module.named_buffers())
-        self._per_member = (widths + others + buffers) * layout.dtype.itemsize
+        trained = set(layout.trained)
+        self._per_member = sum(
+            tensor.numel() * tensor.element_size() * (1 + len(layout.kind.slots) * (name in trained))
+            for name, tensor in [*scratch.module.named_parameters(), *scratch.module.named_buffers()]
+        )
 
     def place(self, member_id: int, seed: int) -> None:
         stack = self._live()
@@ -208,11 +227,11 @@ class VectorizedExecutor(Executor):
     def _begin_fit(self, member: int, hyperparameters: Mapping[str, Any]) -> int:
         """What TorchModelWrapper.fit does before its first batch: checks, settings, fit count."""
         template, stack = self._template, self._live()
-        check_names(hyperparameters, template._tunable, template._optimizer_name())
+        check_names(hyperparameters, template.parts.tunable, template.parts.optimizer_name)
         row = stack.slots[member]
         settings = stack.settings[row]
         for name, value in hyperparameters.items():
-            if name in template._tunable:
+            if name in template.parts.tunable:
                 settings[name] = tuple(value) if isinstance(settings[name], tuple) else value
         stack.fits[row] += 1
         return max(1, int(hyperparameters.get("batch_size", self._default_batch_size())))
@@ -235,43 +254,43 @@ class VectorizedExecutor(Executor):
             means = engine.train(tensors, orders, self._x, self._y, batch_size, hp)
         stack.scatter(rows, tensors)
         losses = torch.stack(means, dim=1).tolist()  # [k][epochs], one sync
-        evaluated = self._evaluate(members, tensors)
+        evaluate = self._evaluator(tensors)
         outcomes: list[Any] = []
-        for member, (member_losses, evaluation) in enumerate(zip(losses, evaluated, strict=True)):
+        for index, (member, member_losses) in enumerate(zip(members, losses, strict=True)):
             try:
-                for loss in member_losses:  # the in-process fit fails at its first non-finite epoch
-                    train_metrics = finite_metrics({"loss": loss}, "fit")
-                outcomes.append((train_metrics, evaluation(member)))
+                # Checked epoch by epoch, as the in-process fit checks each epoch's metrics.
+                train_metrics = [numeric_metrics({"loss": loss}, "fit") for loss in member_losses][-1]
+                outcomes.append((train_metrics, evaluate(index, member)))
             except Exception as error:  # this member's failure, not its group's
                 outcomes.append(error)
         return outcomes
 
-    def _evaluate(self, members: list[int], tensors: Mapping[str, Any]) -> list[Any]:
-        """Per member, a function returning its evaluation metrics (raising what would fail it)."""
+    def _evaluator(self, tensors: Mapping[str, Any]) -> Callable[[int, int], Metrics]:
+        """``evaluate(row in the group, member id)``: a member's evaluation metrics, raising what
+        would fail its evaluation in process. The default evaluation runs once for the group."""
         torch, template = self._torch, self._template
         if self._eval_batches is None:  # the user's eval_step, on each member's own module
 
-            def custom(member_id: int) -> Any:
-                def run(_: int) -> Any:
-                    module = self._live().load_scratch(member_id, with_optimizer=False).module.eval()
-                    with torch.no_grad():
-                        return custom_evaluation(torch, template._eval_step, module, self._eval_args)
+            def custom(_: int, member_id: int) -> Metrics:
+                module = self._live().load_scratch(member_id, with_optimizer=False).module.eval()
+                with torch.no_grad():
+                    return custom_evaluation(torch, template.parts.eval_step, module, self._eval_args)
 
-                return run
-
-            return [custom(member_id) for member_id in members]
-        results = self._engine.evaluate(tensors, self._eval_batches.iterate(None), bool(template._metrics))
+            return custom
+        results = self._engine.evaluate(
+            tensors, self._eval_batches.iterate(None), bool(template.parts.metrics)
+        )
         shared = {name: results[name].tolist() for name in ("loss", "accuracy") if name in results}
 
-        def default(member: int) -> Any:
+        def default(index: int, _: int) -> Metrics:
             if results["count"] == 0:
                 raise invalid_argument("eval_args", "no batches", "at least one batch of evaluation data")
-            metrics = {name: values[member] for name, values in shared.items()}
-            for name, function in template._metrics.items():
-                metrics[name] = number(torch, function(results["outputs"][member], results["targets"]))
-            return finite_metrics(metrics, "evaluate")
+            metrics = {name: values[index] for name, values in shared.items()}
+            for name, function in template.parts.metrics.items():
+                metrics[name] = number(torch, function(results["outputs"][index], results["targets"]))
+            return numeric_metrics(metrics, "evaluate")
 
-        return [default] * len(members)
+        return default
 
     def _check_memory(self, members: int, batch_size: int) -> None:
         stack = self._live()

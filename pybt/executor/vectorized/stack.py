@@ -3,11 +3,12 @@
 Every member lives in a *slot* (its row). What a member is made of sits in one dict of tensors
 whose first dimension is the slot:
 
-- ``trained``: the parameters the optimizer trains, flattened and concatenated (``[P, N]``) in
-  the optimizer's parameter order, so one update covers them all;
-- ``param:<name>``: parameters the optimizer leaves alone; ``buffer:<name>``: buffers
-  (BatchNorm running statistics are per member);
-- ``opt:<slot>``: the optimizer's state (see :mod:`.optim`).
+- ``param:<name>``: each parameter, ``[P, *shape]``; the ones the optimizer trains are kept in
+  the memory layout their gradients arrive in (found by the probe, see :mod:`.checks`), so the
+  update reads gradient, weight and state in one order (a transposed gradient read against a
+  contiguous weight costs more than the arithmetic);
+- ``buffer:<name>``: buffers (BatchNorm running statistics are per member);
+- ``opt:<slot>:<name>``, ``opt:step``, ``opt:has_buffer``: the optimizer's state (see :mod:`.optim`).
 
 Exploit is an index copy along that dimension, with no trip through NumPy. ``get_state`` and
 ``set_state`` go through one scratch member (a real TorchModelWrapper member): the slot's
@@ -34,32 +35,31 @@ from pybt.model.torch.state import export_state, import_state
 class Layout:
     """How one member's tensors map onto the stacked ones (found once, from the template)."""
 
-    trained: list[str]  # parameter names, in the optimizer's order
+    params: list[str]  # every parameter, as named_parameters() names them
+    trained: list[str]  # the ones the optimizer trains, in the optimizer's order
     shapes: dict[str, tuple[int, ...]]
-    frozen: list[str]  # parameters the optimizer does not train
     buffers: list[str]
     kind: OptimizerKind
     settings: dict[str, Any]  # the template's param-group settings
-    dtype: Any
     device: Any
     step_dtype: Any = None  # Adam's "step" as torch.optim keeps it (dtype, device)
     step_device: Any = None
-    sizes: list[int] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.sizes = [int(np.prod(self.shapes[name], dtype=np.int64)) for name in self.trained]
+    orders: dict[str, tuple[int, ...]] = field(default_factory=dict)  # memory order of a member's dims
 
     @property
-    def width(self) -> int:
-        return sum(self.sizes)
+    def frozen(self) -> list[str]:
+        return [name for name in self.params if name not in set(self.trained)]
 
-    def views(self, trained: Any) -> dict[str, Any]:
-        """``{name: [k, *shape] view}`` of a ``[k, N]`` trained tensor."""
-        k = trained.shape[0]
-        parts = trained.split(self.sizes, dim=1)
-        return {
-            name: part.view(k, *self.shapes[name]) for name, part in zip(self.trained, parts, strict=True)
-        }
+    def empty(self, torch: Any, name: str, rows: int, dtype: Any) -> Any:
+        """An empty ``[rows, *shape]`` tensor for parameter ``name``, in its memory order."""
+        shape = self.shapes[name]
+        order = self.orders.get(name, tuple(range(len(shape))))
+        strides = [0] * len(shape)
+        size = 1
+        for dim in reversed(order):  # innermost first
+            strides[dim] = size
+            size *= shape[dim]
+        return torch.empty_strided((rows, *shape), (size, *strides), dtype=dtype, device=self.device)
 
 
 class Stack:
@@ -80,9 +80,10 @@ class Stack:
         """Give ``member_id`` a row holding ``module``'s weights, fresh optimizer state and settings."""
         if member_id in self.slots:  # placed again: a new member in the same row
             self.materialize()
-            self._write_module(self.slots[member_id], module)
-            self._reset_optimizer([self.slots[member_id]])
             row = self.slots[member_id]
+            for key, value in self._module_tensors(module).items():
+                self.tensors[key][row].copy_(value)
+            self._reset_optimizer(row)
         else:
             row = len(self.fits)
             self.slots[member_id] = row
@@ -97,17 +98,31 @@ class Stack:
         """Stack the rows placed since the last call (one concatenation, not one per member)."""
         if not self._placed:
             return
-        torch = self.torch
-        new = {key: torch.stack([row[key] for row in self._placed]) for key in self._placed[0]}
-        layout = self.layout
-        new.update(
-            empty_state(torch, layout.kind, len(self._placed), layout.width, layout.dtype, layout.device)
-        )
+        torch, layout, placed = self.torch, self.layout, self._placed
+        new = {}
+        for key in placed[0]:
+            rows = torch.stack([row[key] for row in placed])
+            if key.startswith("param:"):  # in the memory layout of its gradient
+                rows = layout.empty(torch, key[6:], len(placed), rows.dtype).copy_(rows)
+            new[key] = rows
+        new.update(empty_state(torch, layout.kind, {name: new[f"param:{name}"] for name in layout.trained}))
         self._placed = []
-        if not self.tensors:
-            self.tensors = new
-        else:
-            self.tensors = {key: torch.cat([self.tensors[key], new[key]]) for key in self.tensors}
+        if self.tensors:
+            new = {key: self._concatenate(key, self.tensors[key], new[key]) for key in self.tensors}
+        self.tensors = new
+
+    def _concatenate(self, key: str, first: Any, second: Any) -> Any:
+        if first.ndim < 2:
+            return self.torch.cat([first, second])
+        both = self.torch.empty_strided(
+            (first.shape[0] + second.shape[0], *first.shape[1:]),
+            first.stride(),
+            dtype=first.dtype,
+            device=first.device,
+        )
+        both[: first.shape[0]].copy_(first)
+        both[first.shape[0] :].copy_(second)
+        return both
 
     def rows(self, member_ids: Sequence[int]) -> list[int]:
         return [self.slots[member] for member in member_ids]
@@ -120,19 +135,26 @@ class Stack:
     @property
     def stacked(self) -> int:
         """How many rows the stacked tensors hold now."""
-        return int(self.tensors["trained"].shape[0]) if self.tensors else 0
+        return int(next(iter(self.tensors.values())).shape[0]) if self.tensors else 0
 
     # ---- moving rows --------------------------------------------------------------------------
     def index(self, rows: Sequence[int]) -> Any:
         return self.torch.tensor(list(rows), dtype=self.torch.long, device=self.layout.device)
 
     def gather(self, rows: Sequence[int]) -> dict[str, Any]:
-        """The rows' tensors: the stack itself when ``rows`` is every row in order, else copies."""
+        """The rows' tensors: the stack itself when ``rows`` is every row in order, else copies
+        (in the same memory layout)."""
         self.materialize()
         if list(rows) == list(range(self.size)):
             return self.tensors
         where = self.index(rows)
-        return {key: tensor.index_select(0, where) for key, tensor in self.tensors.items()}
+        gathered = {}
+        for key, tensor in self.tensors.items():
+            out = self.torch.empty_strided(
+                (len(rows), *tensor.shape[1:]), tensor.stride(), dtype=tensor.dtype, device=tensor.device
+            )
+            gathered[key] = out.copy_(tensor.index_select(0, where))
+        return gathered
 
     def scatter(self, rows: Sequence[int], tensors: Mapping[str, Any]) -> None:
         """Write back what :meth:`gather` handed out (nothing to do when it was the stack itself)."""
@@ -145,10 +167,8 @@ class Stack:
     def copy(self, pairs: Sequence[tuple[int, int]]) -> None:
         """Exploit: every donor's row is read before any member's row is overwritten."""
         self.materialize()
-        donors, members = (
-            self.index([self.slots[d] for d, _ in pairs]),
-            self.index([self.slots[m] for _, m in pairs]),
-        )
+        donors = self.index([self.slots[donor] for donor, _ in pairs])
+        members = self.index([self.slots[member] for _, member in pairs])
         copies = {key: tensor.index_select(0, donors) for key, tensor in self.tensors.items()}
         fits = [self.fits[self.slots[donor]] for donor, _ in pairs]
         for key, tensor in self.tensors.items():
@@ -172,7 +192,12 @@ class Stack:
         """The scratch member holding ``member_id``'s weights (and optimizer state)."""
         self.materialize()
         row = self.slots[member_id]
-        self._write_module(row, None)
+        module = self.scratch.module
+        with self.torch.no_grad():
+            for name, param in module.named_parameters():
+                param.copy_(self.tensors[f"param:{name}"][row])
+            for name, buffer in module.named_buffers():
+                buffer.copy_(self.tensors[f"buffer:{name}"][row])
         if with_optimizer:
             self._write_optimizer(row)
         return self.scratch
@@ -187,7 +212,8 @@ class Stack:
         scratch = self.scratch
         scratch.optimizer.state.clear()
         fits = import_state(self.torch, scratch.module, scratch.optimizer, state)  # checks the keys
-        self._read_module(row)
+        for key, value in self._module_tensors(scratch.module).items():
+            self.tensors[key][row].copy_(value)
         self._read_optimizer(row)
         if fits is not None:
             self.fits[row] = fits
@@ -195,40 +221,10 @@ class Stack:
     # ---- between rows and the scratch member ----------------------------------------------------
     def _module_tensors(self, module: Any) -> dict[str, Any]:
         """One member's row, from a module of the template's architecture."""
-        params, buffers = dict(module.named_parameters()), dict(module.named_buffers())
         device = self.layout.device
-        row = {
-            "trained": self.torch.cat([params[name].detach().reshape(-1) for name in self.layout.trained]).to(
-                device, copy=True
-            )
-        }
-        row.update(
-            {f"param:{name}": params[name].detach().to(device, copy=True) for name in self.layout.frozen}
-        )
-        row.update(
-            {f"buffer:{name}": buffers[name].detach().to(device, copy=True) for name in self.layout.buffers}
-        )
+        row = {f"param:{name}": p.detach().to(device, copy=True) for name, p in module.named_parameters()}
+        row.update({f"buffer:{name}": b.detach().to(device, copy=True) for name, b in module.named_buffers()})
         return row
-
-    def _write_module(self, row: int, module: Any | None) -> None:
-        """Write ``module``'s tensors into ``row``, or (``module=None``) ``row`` into the scratch module."""
-        torch = self.torch
-        if module is not None:
-            for key, value in self._module_tensors(module).items():
-                self.tensors[key][row].copy_(value)
-            return
-        scratch = self.scratch.module
-        params, buffers = dict(scratch.named_parameters()), dict(scratch.named_buffers())
-        with torch.no_grad():
-            for name, view in self.layout.views(self.tensors["trained"][row : row + 1]).items():
-                params[name].copy_(view[0])
-            for name in self.layout.frozen:
-                params[name].copy_(self.tensors[f"param:{name}"][row])
-            for name in self.layout.buffers:
-                buffers[name].copy_(self.tensors[f"buffer:{name}"][row])
-
-    def _read_module(self, row: int) -> None:
-        self._write_module(row, self.scratch.module)
 
     def _trained_params(self) -> list[Any]:
         params = dict(self.scratch.module.named_parameters())
@@ -236,7 +232,7 @@ class Stack:
 
     def _write_optimizer(self, row: int) -> None:
         """The row's optimizer state into the scratch optimizer, as torch.optim would hold it."""
-        torch, kind = self.torch, self.layout.kind
+        torch, kind, layout = self.torch, self.layout.kind, self.layout
         optimizer = self.scratch.optimizer
         optimizer.state.clear()
         if kind.is_sgd:
@@ -246,40 +242,37 @@ class Stack:
             stepped = step > 0
         if not stepped:
             return  # a member that never stepped has no optimizer state, as in torch.optim
-        slots = {slot: self.layout.views(self.tensors[f"opt:{slot}"][row : row + 1]) for slot in kind.slots}
-        for name, param in zip(self.layout.trained, self._trained_params(), strict=True):
+        for name, param in zip(layout.trained, self._trained_params(), strict=True):
             entry: dict[str, Any] = {}
             if not kind.is_sgd:
-                entry["step"] = torch.tensor(
-                    step, dtype=self.layout.step_dtype, device=self.layout.step_device
-                )
+                entry["step"] = torch.tensor(step, dtype=layout.step_dtype, device=layout.step_device)
             for slot in kind.slots:
-                entry[slot] = slots[slot][name][0].clone()
+                value = self.tensors[f"opt:{slot}:{name}"][row]
+                entry[slot] = value.clone(memory_format=torch.contiguous_format)
             optimizer.state[param] = entry
 
-    def _reset_optimizer(self, rows: Sequence[int]) -> None:
+    def _reset_optimizer(self, row: int) -> None:
         for key, tensor in self.tensors.items():
             if key.startswith("opt:"):
-                tensor[list(rows)] = 0
+                tensor[row] = 0
 
     def _read_optimizer(self, row: int) -> None:
         """The scratch optimizer's state (just loaded from a state) into the row."""
         kind = self.layout.kind
-        self._reset_optimizer([row])
+        self._reset_optimizer(row)
         entries = [self.scratch.optimizer.state.get(param) or {} for param in self._trained_params()]
-        present = [bool(entry) for entry in entries]
-        if not any(present):
+        entries = [{key: value for key, value in entry.items() if value is not None} for entry in entries]
+        if not any(entries):
             return
         needed = set(kind.slots) | ({"step"} if not kind.is_sgd else set())
-        if not all(present) or any(not needed <= set(entry) for entry in entries):
+        if any(not needed <= set(entry) for entry in entries):
             raise PyBTError(
                 f"The state's optimizer part does not fit a {kind.name} optimizer over every trained "
                 f"parameter (each needs {sorted(needed)}); it must come from a member of the same template."
             )
-        for slot in kind.slots:
-            self.tensors[f"opt:{slot}"][row].copy_(
-                self.torch.cat([entry[slot].reshape(-1) for entry in entries]).to(self.layout.device)
-            )
+        for name, entry in zip(self.layout.trained, entries, strict=True):
+            for slot in kind.slots:
+                self.tensors[f"opt:{slot}:{name}"][row].copy_(entry[slot])
         if kind.is_sgd:
             self.tensors["opt:has_buffer"][row] = True
         else:

@@ -12,7 +12,7 @@ import numpy as np
 
 from pybt._validate import check_integer
 from pybt.errors import PyBTError, describe_exception, invalid_argument
-from pybt.model.base import Metrics, ModelWrapper, State, check_samples, finite_metrics
+from pybt.model.base import Metrics, ModelWrapper, State, check_samples, numeric_metrics
 from pybt.model.keras.backend import load_keras, seed_callback
 from pybt.model.keras.optimizer import is_tunable, plain_value
 from pybt.model.keras.serialization import (
@@ -301,11 +301,11 @@ class KerasModelWrapper(ModelWrapper):
         seed = (self._seed + 7919 * self._fits) % 2**32
         args["callbacks"] = [*(args.get("callbacks") or []), seed_callback(keras)(seed)]
         history = self.model.fit(epochs=epochs, **args)
-        return finite_metrics({name: values[-1] for name, values in history.history.items() if values}, "fit")
+        return numeric_metrics({name: values[-1] for name, values in history.history.items() if values}, "fit")
 
     def evaluate(self, eval_args: Mapping[str, Any]) -> Metrics:
         values = self.model.evaluate(**{"verbose": 0, **eval_args, "return_dict": True})
-        return finite_metrics(values, "evaluate")
+        return numeric_metrics(values, "evaluate")
 
     # ---- state ----------------------------------------------------------------------------
     def get_state(self) -> State:

@@ -69,8 +69,8 @@ class Batches:
             float_dtype = next(
                 (p.dtype for p in module.parameters() if p.is_floating_point()), torch.get_default_dtype()
             )
-            self._x = _as_tensors(torch, args["x"], float_dtype, "x", targets=False)
-            self._y = _as_tensors(torch, args["y"], float_dtype, "y", targets=True) if "y" in args else None
+            self._x = as_tensors(torch, args["x"], float_dtype, "x", targets=False)
+            self._y = as_tensors(torch, args["y"], float_dtype, "y", targets=True) if "y" in args else None
             self._n = length(args["x"])
 
     def iterate(self, generator: Any) -> Iterator[Any]:
@@ -91,12 +91,12 @@ class Batches:
                 yield x, to_device(torch, _take(self._y, where), self._device)
 
 
-def _as_tensors(torch: Any, value: Any, float_dtype: Any, name: str, targets: bool) -> Any:
+def as_tensors(torch: Any, value: Any, float_dtype: Any, name: str, targets: bool) -> Any:
     """Tensors from arrays (a tuple or dict of them for several inputs), in the module's dtypes."""
     if isinstance(value, tuple):
-        return tuple(_as_tensors(torch, item, float_dtype, name, targets) for item in value)
+        return tuple(as_tensors(torch, item, float_dtype, name, targets) for item in value)
     if isinstance(value, Mapping):
-        return {key: _as_tensors(torch, item, float_dtype, name, targets) for key, item in value.items()}
+        return {key: as_tensors(torch, item, float_dtype, name, targets) for key, item in value.items()}
     if isinstance(value, torch.Tensor):
         tensor = value
     else:
@@ -179,7 +179,7 @@ def is_integer_tensor(torch: Any, tensor: Any) -> bool:
 
 
 def number(torch: Any, value: Any) -> Any:
-    """A Python number from a tensor or number (anything else is left for finite_metrics to refuse)."""
+    """A Python number from a tensor or number (anything else is left for numeric_metrics to refuse)."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             return value.detach().cpu().numpy()

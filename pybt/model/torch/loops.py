@@ -12,7 +12,7 @@ from typing import Any
 
 from pybt._validate import is_real
 from pybt.errors import invalid_argument
-from pybt.model.base import Metrics, finite_metrics
+from pybt.model.base import Metrics, numeric_metrics
 from pybt.model.torch.batches import (
     Batches,
     batch_len,
@@ -53,7 +53,7 @@ def supervised_epoch(
         count += size
     if count == 0:
         raise invalid_argument("step_args['fit_args']", "no batches", "at least one training batch")
-    return finite_metrics({"loss": number(torch, total) / count}, "fit")
+    return numeric_metrics({"loss": number(torch, total) / count}, "fit")
 
 
 def custom_epoch(
@@ -83,7 +83,7 @@ def custom_epoch(
             sums[name] = sums.get(name, 0.0) + value
             counts[name] = counts.get(name, 0) + 1
     means = {name: number(torch, sums[name]) / counts[name] for name in sums}
-    return finite_metrics(means, "train_step")
+    return numeric_metrics(means, "train_step")
 
 
 # ---- evaluation ---------------------------------------------------------------------------------
@@ -93,7 +93,7 @@ def custom_evaluation(
     """The user's ``eval_step`` (a dict of metrics, or one number named ``score``)."""
     result = eval_step(module, eval_args)
     values = result if isinstance(result, Mapping) else {"score": result}
-    metrics = finite_metrics({k: number(torch, v) for k, v in values.items()}, "eval_step")
+    metrics = numeric_metrics({k: number(torch, v) for k, v in values.items()}, "eval_step")
     if not metrics:
         raise invalid_argument("eval_step's return value", result, "a dict with a metric")
     return metrics
@@ -139,4 +139,4 @@ def default_evaluation(
         outputs_all, targets_all = torch.cat(outputs_seen), torch.cat(targets_seen)
         for name, function in metrics.items():
             results[name] = number(torch, function(outputs_all, targets_all))
-    return finite_metrics(results, "evaluate")
+    return numeric_metrics(results, "evaluate")

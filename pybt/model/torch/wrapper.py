@@ -11,8 +11,9 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,6 +45,23 @@ def _torch() -> ModuleType:
     # Imported when a wrapper is built or used, never when this module is: ``import pybt`` and
     # ``from pybt.model import TorchModelWrapper`` work without PyTorch.
     return require("torch", "torch", "PyTorch")
+
+
+@dataclass(frozen=True)
+class TorchParts:
+    """What a TorchModelWrapper is made of, read-only: for executors that train its members
+    their own way (the vectorized executor stacks them)."""
+
+    module: Any  # the template module
+    optimizer: Callable[..., Any]
+    optimizer_kwargs: Mapping[str, Any]
+    optimizer_name: str
+    tunable: tuple[str, ...]  # param-group settings PBT can set
+    loss: Callable[..., Any] | None
+    metrics: Mapping[str, Callable[..., Any]]
+    train_step: Callable[..., Any] | None
+    eval_step: Callable[..., Any] | None
+    device: Any
 
 
 class TorchModelWrapper(ModelWrapper):
@@ -151,6 +169,22 @@ class TorchModelWrapper(ModelWrapper):
         member.optimizer = build_optimizer(torch, self._optimizer, self._optimizer_kwargs, module)
         member._seed, member._fits = int(seed), 0
         return member
+
+    @property
+    def parts(self) -> TorchParts:
+        """The module, optimizer, loss, steps and settings this wrapper was built with."""
+        return TorchParts(
+            module=self._template,
+            optimizer=self._optimizer,
+            optimizer_kwargs=MappingProxyType(dict(self._optimizer_kwargs)),
+            optimizer_name=self._optimizer_name(),
+            tunable=tuple(self._tunable),
+            loss=self._loss,
+            metrics=MappingProxyType(dict(self._metrics)),
+            train_step=self._train_step,
+            eval_step=self._eval_step,
+            device=self._device,
+        )
 
     def unwrap(self) -> Any:
         """The member's ``nn.Module``, trained, in eval mode (call ``.train()`` to train it more)."""
