@@ -301,7 +301,9 @@ class KerasModelWrapper(ModelWrapper):
         seed = (self._seed + 7919 * self._fits) % 2**32
         args["callbacks"] = [*(args.get("callbacks") or []), seed_callback(keras)(seed)]
         history = self.model.fit(epochs=epochs, **args)
-        return numeric_metrics({name: values[-1] for name, values in history.history.items() if values}, "fit")
+        return numeric_metrics(
+            {name: values[-1] for name, values in history.history.items() if values}, "fit"
+        )
 
     def evaluate(self, eval_args: Mapping[str, Any]) -> Metrics:
         values = self.model.evaluate(**{"verbose": 0, **eval_args, "return_dict": True})
