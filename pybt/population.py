@@ -162,6 +162,26 @@ class Population:
         members = {i: Member(id=i, seed=seeds[i], hyperparameters=dict(starting[i])) for i in range(size)}
         return cls(members, policies, space, rng, history)
 
+    @classmethod
+    def seeded(
+        cls,
+        seed: int | None,
+        size: int,
+        space: Mapping[str, Domain],
+        given: Mapping[str, Any],
+        initial: Sequence[Mapping[str, Any]] | None,
+        policies: Policies,
+        history: HistoryView | None = None,
+    ) -> tuple[Population, int]:
+        """A new population from one ``seed`` (None: drawn), and the seed's entropy (which
+        repeats the run): the policies' stream and every member's seed are spawned from it."""
+        sequence = np.random.SeedSequence(seed)
+        policy_seed, *member_seeds = sequence.spawn(size + 1)
+        rng = np.random.default_rng(policy_seed)
+        starting = starting_hyperparameters(space, size, given, initial, rng)
+        seeds = [int(member_seed.generate_state(1)[0]) for member_seed in member_seeds]
+        return cls.create(size, seeds, starting, policies, space, rng, history), int(sequence.entropy)  # type: ignore[arg-type]
+
     # ---- where members stand -------------------------------------------------------------------
     def live(self) -> list[Member]:
         return [member for member in self.members.values() if not member.done]

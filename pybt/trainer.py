@@ -23,8 +23,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pybt import _validate
 from pybt.callbacks.base import Callback, CallbackList, TrainResult
 from pybt.callbacks.progress import ProgressBar
@@ -39,7 +37,7 @@ from pybt.policy.done import DoneStrategy, RunStatus, StopAfter
 from pybt.policy.exploit import ExploitStrategy, Truncation
 from pybt.policy.explore import ExploreStrategy, Perturb
 from pybt.policy.ready import ReadyAfter, ReadyStrategy
-from pybt.population import Decision, Exploit, Policies, Population, Wait, starting_hyperparameters
+from pybt.population import Decision, Exploit, Policies, Population, Wait
 from pybt.results import RunResults
 from pybt.runlog import RunLog
 from pybt.scoring import score_step
@@ -53,7 +51,7 @@ from pybt.settings import (
 )
 from pybt.space import Domain, as_space
 from pybt.store import RunStore
-from pybt.winner import BestKeeper, check_result
+from pybt.winner import BestKeeper, check_result, choose_winner
 
 logger = logging.getLogger(__name__)
 
@@ -125,16 +123,16 @@ class Trainer(RunResults):
         self.run_dir = None if store is None else store.path
         if seed is None and store is not None and store.config is not None:
             seed = store.config["seed"]
-        seed_sequence = np.random.SeedSequence(seed)
-        self.seed: int = int(seed_sequence.entropy)  # type: ignore[arg-type]
-        policy_seed, *member_seeds = seed_sequence.spawn(population_size + 1)
-        rng = np.random.default_rng(policy_seed)
-        given = model.given_hyperparameters(self.space)
-        starting = starting_hyperparameters(self.space, population_size, given, initial_hyperparameters, rng)
-        seeds = [int(s.generate_state(1)[0]) for s in member_seeds]
         policies = Policies(stopping_criteria, ready_strategy, exploit_strategy, explore_strategy)
-        self._population = Population.create(
-            population_size, seeds, starting, policies, self.space, rng, HistoryView(self.run_history)
+        given = model.given_hyperparameters(self.space)
+        self._population, self.seed = Population.seeded(
+            seed,
+            population_size,
+            self.space,
+            given,
+            initial_hyperparameters,
+            policies,
+            HistoryView(self.run_history),
         )
         if store is not None:
             config = run_description(
@@ -353,20 +351,9 @@ class Trainer(RunResults):
 
     def _finish(self) -> TrainResult:
         """The winner (see :mod:`pybt.winner`), written to the run folder with its export."""
-        best = self.run_history.best()
-        if best is None:
-            raise TrainingError("No member has a score: no step has completed.")
-        kept = self._keeper.kept if self._keeper is not None else None
-        if kept is not None and self.run_history.fitness(kept.standing.score) > self.run_history.fitness(
-            best.score
-        ):
-            best, state = kept.standing, kept.state
-            member = member_with_state(self.model, self._population.members[best.member].seed, state)
-            model = member.unwrap()
-        else:
-            state, model, member = None, self.executor.model(best.member), None
+        seeds = {member.id: member.seed for member in self._population.members.values()}
+        winner = choose_winner(self.run_history, self._keeper, self.executor, self.model, seeds)
         if self._checkpoints is not None and not self._checkpoints.store.finished:
-            state = state if state is not None else self.executor.get_state(best.member)
-            seed = self._population.members[best.member].seed
-            self._checkpoints.finish(best, state, member or member_with_state(self.model, seed, state))
-        return TrainResult(model, float(best.score), best.member, best.epoch)
+            self._checkpoints.finish(winner.standing, *winner.weights(self.executor, self.model, seeds))
+        best = winner.standing
+        return TrainResult(winner.model, float(best.score), best.member, best.epoch)

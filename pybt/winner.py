@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from pybt.errors import invalid_argument
+from pybt.errors import TrainingError, invalid_argument
 from pybt.executor.base import Executor
 from pybt.history import RunHistory, Standing
+from pybt.model.base import ModelWrapper, member_with_state
 
 RESULTS = ("final", "best_ever")
 
@@ -63,3 +64,39 @@ class BestKeeper:
             Standing(int(standing["member"]), int(standing["epoch"]), float(standing["score"])), state
         )
         self.changed = False
+
+
+@dataclass
+class Winner:
+    """What ``train()`` returns: where the winner stands and the user's model of it."""
+
+    standing: Standing
+    model: Any
+    state: dict[str, np.ndarray] | None = None  # its weights, when they were taken out already
+    member: ModelWrapper | None = None  # a wrapper holding them, when one was built
+
+    def weights(
+        self, executor: Executor, template: ModelWrapper, seeds: Mapping[int, int]
+    ) -> tuple[dict[str, np.ndarray], ModelWrapper]:
+        """Its state, and a member of ``template`` holding it (to write and export it)."""
+        state = self.state if self.state is not None else executor.get_state(self.standing.member)
+        member = self.member or member_with_state(template, seeds[self.standing.member], state)
+        return state, member
+
+
+def choose_winner(
+    history: RunHistory,
+    keeper: BestKeeper | None,
+    executor: Executor,
+    template: ModelWrapper,
+    seeds: Mapping[int, int],
+) -> Winner:
+    """The best member now, or (``result="best_ever"``) the kept state when it scored better."""
+    best = history.best()
+    if best is None:
+        raise TrainingError("No member has a score: no step has completed.")
+    kept = keeper.kept if keeper is not None else None
+    if kept is not None and history.fitness(kept.standing.score) > history.fitness(best.score):
+        member = member_with_state(template, seeds[kept.standing.member], kept.state)
+        return Winner(kept.standing, member.unwrap(), kept.state, member)
+    return Winner(best, executor.model(best.member))
