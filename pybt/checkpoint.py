@@ -48,6 +48,7 @@ class Checkpoints:
         self.log = log
         self.keeper = keeper  # result="best_ever": the best state seen, written with each cut
         self._kept_entry: dict[str, Any] | None = None
+        self._cut_at: int | None = None  # the sequence of the newest cut taken
         self.changed: set[int] = set(population.members)  # states not in the last cut
         self.mark = 0  # the ready epoch every live member had passed at the last cut
         self.draining = False  # a cut waits for running steps, and nothing new starts
@@ -65,39 +66,50 @@ class Checkpoints:
                 self.cut()
 
     def cut(self) -> None:
-        """Checkpoint every member whose state changed, with the bookkeeping to resume from here."""
-        mark = self.population.ready_mark()
-        self.mark = self.mark if mark is None else mark
+        """Checkpoint every member whose state changed, with the bookkeeping to resume from here.
+
+        The cut's mark, the changed set and the draining flag move on only once it is written:
+        a cut that fails (an interrupt, a full disk) is taken again by the next turn."""
+        ready = self.population.ready_mark()
+        mark = self.mark if ready is None else ready
         history = self.log.history
         state = {
             **self.population.state(),
             "metric": history.metric,
             "mode": history.mode,
-            "cut_mark": self.mark,
+            "cut_mark": mark,
         }
         states = {member: self.executor.get_state(member) for member in sorted(self.changed)}
         epochs = {member.id: member.epoch for member in self.population.members.values()}
+        kept_entry = self._kept_entry
         if self.keeper is not None and self.keeper.kept is not None and self.keeper.changed:
             kept = self.keeper.kept
             sha256 = self.store.save_state_file("best-ever", kept.state)
-            self._kept_entry = {**kept.standing._asdict(), "sha256": sha256}
-            self.keeper.changed = False
-        if self._kept_entry is not None:
-            state["kept"] = self._kept_entry
+            kept_entry = {**kept.standing._asdict(), "sequence": kept.sequence, "sha256": sha256}
+        if kept_entry is not None:
+            state["kept"] = kept_entry
         self.store.save_cut(self.log.sequence, state, states, epochs)
+        self.mark, self._kept_entry, self._cut_at = mark, kept_entry, self.log.sequence
+        if self.keeper is not None:
+            self.keeper.changed = False
         self.changed.clear()
         self.draining = False
         self.log.checkpoint(self.log.sequence)
 
-    def finish(self, winner: Standing, winner_state: Mapping[str, np.ndarray], member: ModelWrapper) -> None:
+    def finish(
+        self, winner: Standing, winner_state: Mapping[str, np.ndarray], member: ModelWrapper, sequence: float
+    ) -> None:
         """The run is over: a last cut, the winner's state and export written, the end recorded
-        (once). ``member`` holds the winner's weights, for its framework's own export."""
+        (once). ``member`` holds the winner's weights, for its framework's own export;
+        ``sequence`` bounds the records behind them (a kept state: from before the end)."""
         if self.store.finished:
             return
-        self.cut()
+        if self.changed or self._cut_at != self.log.sequence:  # (not again, after an interrupt)
+            self.cut()
         sha256 = self.store.save_state_file("winner", winner_state)
         exported = self.store.export(member)
-        entry = {**winner._asdict(), "sha256": sha256, "export": exported}
+        at = min(sequence, self.log.sequence + 0.5)
+        entry = {**winner._asdict(), "sequence": at, "sha256": sha256, "export": exported}
         self.store.mark_finished(winner.member, self.log.sequence, entry)
 
     def resume(self) -> None:
@@ -128,6 +140,7 @@ class Checkpoints:
                     f"model (architecture or state layout); use a new run_dir, or the old model.",
                 ) from error
         self.changed.clear()
+        self._cut_at = sequence
         logger.info("resumed %s at sequence %d", store.path, sequence)
 
     def _restore_kept(self, entry: Any) -> None:

@@ -202,37 +202,45 @@ class RunHistory:
         """The step with the best score any member ever had (the first of equals), or None."""
         return self._best_ever
 
-    def resolve(self, member: int | None = None) -> Standing | None:
-        """``member``'s standing now, or the best member's when ``member`` is None."""
+    def resolve(self, member: int | None = None, before: float = math.inf) -> Standing | None:
+        """``member``'s standing (just before record ``before``), or the best member's now when
+        ``member`` is None."""
         if member is None:
             return self.best()
         if member not in self.members:
             raise invalid_argument("member", member, f"one of the members in the run {self.members}")
-        return self.standing(member)
+        return self.standing(member, before)
 
     # ---- ancestry ---------------------------------------------------------------------------
-    def lineage(self, member: int | None = None) -> list[Segment]:
-        """The members whose training made ``member``'s weights (default: the best), oldest first."""
-        where = self.resolve(member)
-        return [] if where is None else lineage(where.member, where.epoch, self._exploits)
+    # Each takes a member (default: the best now) and optionally ``before``, a sequence bound:
+    # the weights as they stood then (a state kept earlier, as result="best_ever" returns).
+    def lineage(self, member: int | None = None, before: float = math.inf) -> list[Segment]:
+        """The members whose training made ``member``'s weights, oldest first."""
+        where = self.resolve(member, before)
+        return [] if where is None else lineage(where.member, where.epoch, self._exploits, before)
 
-    def lineage_steps(self, member: int | None = None) -> list[StepRecord]:
-        """The steps that trained ``member``'s weights (default: the best), oldest first."""
-        where = self.resolve(member)
-        return [] if where is None else lineage_steps(where.member, where.epoch, self._steps, self._exploits)
-
-    def lineage_exploits(self, member: int | None = None) -> list[ExploitRecord]:
-        """The exploits on ``member``'s ancestry (default: the best), oldest first."""
-        where = self.resolve(member)
+    def lineage_steps(self, member: int | None = None, before: float = math.inf) -> list[StepRecord]:
+        """The steps that trained ``member``'s weights, oldest first."""
+        where = self.resolve(member, before)
         if where is None:
             return []
-        sequences = {after for _, after, _ in lineage_segments(where.member, where.epoch, self._exploits)}
+        return lineage_steps(where.member, where.epoch, self._steps, self._exploits, before)
+
+    def lineage_exploits(self, member: int | None = None, before: float = math.inf) -> list[ExploitRecord]:
+        """The exploits on ``member``'s ancestry, oldest first."""
+        where = self.resolve(member, before)
+        if where is None:
+            return []
+        segments = lineage_segments(where.member, where.epoch, self._exploits, before)
+        sequences = {after for _, after, _ in segments}
         return [record for record in self._exploits if record.sequence in sequences]
 
-    def schedule(self, member: int | None = None) -> list[ScheduleEntry]:
-        """The hyperparameters, step by step, that trained ``member`` (default: the best)."""
-        where = self.resolve(member)
-        return [] if where is None else schedule(where.member, where.epoch, self._steps, self._exploits)
+    def schedule(self, member: int | None = None, before: float = math.inf) -> list[ScheduleEntry]:
+        """The hyperparameters, step by step, that trained ``member``'s weights."""
+        where = self.resolve(member, before)
+        return (
+            [] if where is None else schedule(where.member, where.epoch, self._steps, self._exploits, before)
+        )
 
     def stretches(self, member: int) -> list[Stretch]:
         """``member``'s training cut at each exploit: a stretch starts at 0 or at a donor's epoch."""

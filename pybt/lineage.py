@@ -62,18 +62,25 @@ def lineage_segments(
     return chain
 
 
-def lineage(member: int, epoch: int, exploits: Sequence[ExploitRecord]) -> list[Segment]:
-    """The segments of training behind ``member`` at ``epoch``, oldest first."""
-    return [segment for segment, _, _ in lineage_segments(member, epoch, exploits)]
+def lineage(
+    member: int, epoch: int, exploits: Sequence[ExploitRecord], before: float = float("inf")
+) -> list[Segment]:
+    """The segments of training behind ``member`` at ``epoch`` (as of record ``before``), oldest first."""
+    return [segment for segment, _, _ in lineage_segments(member, epoch, exploits, before)]
 
 
 def lineage_steps(
-    member: int, epoch: int, steps: Sequence[StepRecord], exploits: Sequence[ExploitRecord]
+    member: int,
+    epoch: int,
+    steps: Sequence[StepRecord],
+    exploits: Sequence[ExploitRecord],
+    until: float = float("inf"),
 ) -> list[StepRecord]:
-    """The step records that trained ``member``'s weights up to ``epoch``, oldest first."""
+    """The step records that trained ``member``'s weights up to ``epoch`` (as of record
+    ``until``), oldest first."""
     chosen: list[StepRecord] = []
     ordered = sorted(steps, key=lambda row: row.sequence)
-    for segment, after, before in lineage_segments(member, epoch, exploits):
+    for segment, after, before in lineage_segments(member, epoch, exploits, until):
         previous = segment["from_epoch"]
         for row in ordered:
             if (
@@ -87,10 +94,15 @@ def lineage_steps(
 
 
 def schedule(
-    member: int, epoch: int, steps: Sequence[StepRecord], exploits: Sequence[ExploitRecord]
+    member: int,
+    epoch: int,
+    steps: Sequence[StepRecord],
+    exploits: Sequence[ExploitRecord],
+    until: float = float("inf"),
 ) -> list[ScheduleEntry]:
-    """The hyperparameters that trained ``member``'s weights up to ``epoch``, step by step."""
-    rows = lineage_steps(member, epoch, steps, exploits)
+    """The hyperparameters that trained ``member``'s weights up to ``epoch`` (as of record
+    ``until``), step by step."""
+    rows = lineage_steps(member, epoch, steps, exploits, until)
     # Each step starts where the one before it on the lineage ended: a copy takes over the
     # donor's epoch, which is the epoch of the donor's last step.
     starts = [0, *(row.epoch for row in rows[:-1])]

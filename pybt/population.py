@@ -121,6 +121,7 @@ class Exploit:
     donor: MemberSnapshot  # the donor as it stood when the decision was taken
     hyperparameters: Mapping[str, Any]
     reason: str = "exploit"  # or "failure": a failed member replaced
+    done: bool = False  # the copy has trained as far as the member may (it stops there)
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,9 @@ class Population:
         for member_id in dict.fromkeys(member_ids):
             member = self.members[member_id]
             snapshot = ranking.get(member_id)
-            if member.failed:
+            if member.done:  # the whole run was stopped (a target score, a time budget)
+                decisions.append(Stop(member_id))
+            elif member.failed:
                 donor = self._replacement(snapshot, ranking)
                 if donor is None:
                     decisions.append(Wait(member_id))
@@ -266,8 +269,26 @@ class Population:
             donor = ranking.get(donor_id)
             new = self.explored(donor.hyperparameters, ranking.get(member_id), donor, chosen)
             chosen.append(new)
-            decisions.append(Exploit(member_id, donor, new, reason))
+            decisions.append(
+                Exploit(member_id, donor, new, reason, self._done_after_copy(member_id, donor, new))
+            )
         return decisions
+
+    def _done_after_copy(self, member_id: int, donor: MemberSnapshot, new: Mapping[str, Any]) -> bool:
+        """Whether the member is done once it holds the donor's weights (asked now, so that
+        applying the decision later runs none of the user's code)."""
+        copy = dataclasses.replace(
+            self.members[member_id].snapshot(),
+            epoch=donor.epoch,
+            hyperparameters=MappingProxyType(dict(new)),
+            score=donor.score,
+            fitness=donor.fitness,
+            last_ready_epoch=donor.epoch,
+            parent=donor.id,
+            failed=False,
+            seconds_since_ready=0.0,
+        )
+        return self.policies.stop.is_done(copy)
 
     def _ready(
         self, member: Member, snapshot: MemberSnapshot, ranking: Ranking, running: Collection[int]
@@ -362,7 +383,7 @@ class Population:
             member.epoch = member.last_ready_epoch = member.reached_ready_epoch = donor.epoch
             member.score, member.fitness, member.failed = donor.score, donor.fitness, False
             member.parent = donor.id
-            member.done = self.policies.stop.is_done(member.snapshot())
+            member.done = member.done or decision.done
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

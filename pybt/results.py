@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pybt.errors import TrainingError, invalid_argument
 from pybt.history import ExploitRecord, FailureRecord, RunHistory, StepRecord
 from pybt.lineage import ScheduleEntry, Segment
+from pybt.winner import BestKeeper, winner_point
 
 _PLOTS = ("scores", "metrics", "hyperparameters", "lineage", "schedule")
 
@@ -18,6 +20,7 @@ class RunResults:
     run_history: RunHistory
     population_size: int
     space: dict[str, Any]
+    _keeper: BestKeeper | None
 
     @property
     def metric(self) -> str | None:
@@ -46,19 +49,30 @@ class RunResults:
 
     @property
     def best_member(self) -> int:
-        """The id of the member with the best score now (what ``train()`` returns)."""
-        best = self.run_history.best()
-        if best is None:
-            raise TrainingError("No member has a score: train() has not completed a step yet.")
-        return best.member
+        """The id of the member whose weights ``train()`` returns (the best now, or with
+        ``result="best_ever"`` the one whose best state was kept)."""
+        return self._winner_point()[0]
 
     def lineage(self, member_id: int | None = None) -> list[Segment]:
-        """The members whose training made ``member_id``'s weights (default: the best), oldest first."""
-        return self.run_history.lineage(self._member_id(member_id))
+        """The members whose training made ``member_id``'s weights (default: the winner's, as
+        ``train()`` returns them), oldest first."""
+        return self.run_history.lineage(*self._point(member_id))
 
     def schedule(self, member_id: int | None = None) -> list[ScheduleEntry]:
-        """The hyperparameters, epoch by epoch, that trained ``member_id`` (default: the best)."""
-        return self.run_history.schedule(self._member_id(member_id))
+        """The hyperparameters, epoch by epoch, that trained ``member_id``'s weights (default:
+        the winner's, as ``train()`` returns them)."""
+        return self.run_history.schedule(*self._point(member_id))
+
+    def _winner_point(self) -> tuple[int, float]:
+        point = winner_point(self.run_history, self._keeper)
+        if point is None:
+            raise TrainingError("No member has a score: train() has not completed a step yet.")
+        return point
+
+    def _point(self, member_id: int | None) -> tuple[int | None, float]:
+        if member_id is not None:
+            return self._member_id(member_id), math.inf
+        return self._winner_point() if self.run_history.best() is not None else (None, math.inf)
 
     def history_frame(self) -> Any:
         """``history`` as a pandas DataFrame (hyperparameters as ``hp_*``, metrics as ``metric_*``)."""

@@ -26,10 +26,15 @@ class RunLog:
         self.store = store
         self.callbacks = callbacks
         self.sequence = history.last_sequence
+        self._noted: tuple[str | None, str | None] | None = None  # the objective the journal holds
 
     def keep(self, record: Record) -> Record:
         """Commit ``record`` (numbered with :meth:`next_sequence`) to the journal, then the history."""
         if self.store is not None:
+            objective = (self.history.metric, self.history.mode)
+            if objective != self._noted:  # resolved at the first step: readers need it too
+                self.store.note_objective(*objective)
+                self._noted = objective
             self.store.record(record)
         self.history.add(record)
         self.sequence = record.sequence

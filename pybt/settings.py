@@ -106,10 +106,14 @@ def run_description(
     metric: str | None,
     mode: str | None,
     seed: int,
+    result: str = "final",
 ) -> dict[str, Any]:
     """What makes a run this run (no memory addresses: it compares across processes)."""
     stop, ready, exploit, explore = policies
-    return {
+    # Which winner train() returns is part of the run; the default stays out of the
+    # description, so folders written before it existed still compare equal.
+    chosen = {} if result == "final" else {"result": result}
+    return chosen | {
         "model": f"{type(model).__module__}.{type(model).__qualname__}",
         "population_size": population_size,
         "space": describe(space),

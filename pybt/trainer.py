@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,7 @@ class Trainer(RunResults):
             model, population_size, stopping_criteria, ready_strategy, exploit_strategy, explore_strategy,
             metric, mode, executor, run_dir, seed, callbacks,
         )  # fmt: skip
+        self.result = check_result(result)
         self.model = model
         self.population_size = population_size
         self.stopping_criteria = stopping_criteria
@@ -121,8 +122,8 @@ class Trainer(RunResults):
         # A resumed run continues with the seed it started with, drawn or given.
         store = RunStore(run_dir) if run_dir is not None else None
         self.run_dir = None if store is None else store.path
-        if seed is None and store is not None and store.config is not None:
-            seed = store.config["seed"]
+        if seed is None and store is not None:
+            seed = store.seed()
         policies = Policies(stopping_criteria, ready_strategy, exploit_strategy, explore_strategy)
         given = model.given_hyperparameters(self.space)
         self._population, self.seed = Population.seeded(
@@ -137,7 +138,7 @@ class Trainer(RunResults):
         if store is not None:
             config = run_description(
                 model, population_size, self.space, initial_hyperparameters, policies.as_tuple(),
-                self.epochs_per_step, metric, mode, self.seed,
+                self.epochs_per_step, metric, mode, self.seed, result,
             )  # fmt: skip
             members = self._population.members.values()
             store.begin(config, [(m.id, m.seed, m.hyperparameters) for m in members])
@@ -145,7 +146,6 @@ class Trainer(RunResults):
         progress = [ProgressBar(per_member=verbose > 1)] if verbose > 0 else []
         self.callbacks: list[Callback] = progress + callbacks
         self._log = RunLog(self.run_history, store, CallbackList(self.callbacks, self))
-        self.result = check_result(result)
         self._keeper = BestKeeper(self.run_history, self.executor) if self.result == "best_ever" else None
         self._checkpoints = (
             Checkpoints(store, self.executor, self._population, self._log, self._keeper) if store else None
@@ -157,7 +157,10 @@ class Trainer(RunResults):
         self._undecided: list[int] = []  # recorded, not yet decided for
         self._decisions: deque[Decision] = deque()  # decided, not yet carried out
         self._copied = False  # whether the pending decisions' states were copied
+        self._head_recorded = False  # whether the first pending decision's exploit is kept already
+        self._turn_ending = False  # a turn whose end (keeping the best, a cut) did not finish
         self._seconds = 0.0  # wall time of earlier train() calls
+        self._since = time.perf_counter()  # when this train() call started
         #: "not started", "running" (inside train()), "interrupted" or "finished" (what reports show)
         self.status = "not started"
         self._started = False
@@ -181,11 +184,12 @@ class Trainer(RunResults):
                 if not self._started:
                     self._start()
                 callbacks.train_begin()
-                started = time.perf_counter()
-                while self._turn():
-                    if self.stopping_criteria.run_is_done(self._status(started)):
-                        self._population.stop_all()  # members finish the steps they are running
-                self._seconds += time.perf_counter() - started
+                self._since = time.perf_counter()
+                try:
+                    while self._turn():
+                        pass
+                finally:
+                    self._seconds += time.perf_counter() - self._since  # a Budget counts every call
                 result = self._finish()
         except BaseException as error:
             self.status = "interrupted"
@@ -201,15 +205,31 @@ class Trainer(RunResults):
                 self.executor.close()
         return result.model, result.score
 
-    def _status(self, started: float) -> RunStatus:
-        return RunStatus(HistoryView(self.run_history), self._seconds + time.perf_counter() - started)
+    def _run_is_done(self) -> bool:
+        """The stopping rule's word on the whole run (a target score, a time budget)."""
+        seconds = self._seconds + time.perf_counter() - self._since
+        return self.stopping_criteria.run_is_done(RunStatus(HistoryView(self.run_history), seconds))
 
-    def _writing(self) -> contextlib.AbstractContextManager[Any]:
-        """The run folder's lock and writer for this train() (a finished run only reads)."""
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The run folder's lock and writer for this train() (a finished run only reads).
+
+        Between two train() calls the lock is free: if another trainer wrote to the folder
+        meanwhile, this one's records are no longer the journal's, and it refuses to go on."""
         store = self._log.store
-        if store is None or store.is_complete():
-            return contextlib.nullcontext()
-        return store.writing()
+        if store is None:
+            yield
+            return
+        with contextlib.nullcontext() if store.is_complete() else store.writing():
+            cut_at = self._checkpoints._cut_at if self._checkpoints is not None else None
+            journal = (store.last_sequence(), store.newest_cut_sequence())
+            if self._started and journal != (self._log.sequence, cut_at):
+                raise TrainingError(
+                    f"run_dir: {store.path} was written by another trainer since this one stopped (its "
+                    f"journal ends at record {journal[0]}, this trainer's at {self._log.sequence}). Create "
+                    f"a new Trainer on the same run_dir: it resumes from the folder."
+                )
+            yield
 
     def _how_to_go_on(self) -> str:
         store = self._log.store
@@ -233,12 +253,23 @@ class Trainer(RunResults):
         """
         if self._decisions:  # an interrupted turn: finish it first
             self._apply_decisions()
-            self._after_turn()
+        if self._turn_ending:
+            self._end_turn()
         if not (self._checkpoints is not None and self._checkpoints.draining):
             busy = self._running | self._waiting | set(self._undecided) | {r.member for r in self._results}
             for member in self._population.due(busy, self._max_lead):
-                self.executor.submit(member.id, dict(member.hyperparameters), self._step_epochs(member.epoch))
+                # Running before it is submitted: an interrupt between the two must not submit
+                # the step twice (if submit() fails, the executor's count tells).
+                pending = self.executor.pending
                 self._running.add(member.id)
+                try:
+                    self.executor.submit(
+                        member.id, dict(member.hyperparameters), self._step_epochs(member.epoch)
+                    )
+                except BaseException:
+                    if self.executor.pending == pending:
+                        self._running.discard(member.id)
+                    raise
         if not (self._running or self._results or self._undecided):
             return False
         if self.executor.pending < len(self._running):
@@ -254,19 +285,25 @@ class Trainer(RunResults):
                 self._running.discard(result.member)
                 self._results.append(result)
                 self._record(result)
+        if self._run_is_done():
+            self._population.stop_all()  # decided before anyone copies; running steps finish
         self._decisions = deque(
             self._population.decide(self._undecided + sorted(self._waiting), self._running)
         )
         self._undecided, self._copied = [], False
         self._apply_decisions()
-        self._after_turn()
+        self._end_turn()
         return True
 
-    def _after_turn(self) -> None:
+    def _end_turn(self) -> None:
+        """What ends a turn: the best state kept, a checkpoint cut taken when due. Redone by
+        the next turn if it did not finish (an interrupt, a full disk)."""
+        self._turn_ending = True
         if self._keeper is not None:
             self._keeper.note()
         if self._checkpoints is not None:
             self._checkpoints.after_turn(self._running)
+        self._turn_ending = False
 
     def _step_epochs(self, epoch: int) -> int:
         """``epochs_per_step``, or fewer for the last step, so no member trains past the stop."""
@@ -303,22 +340,23 @@ class Trainer(RunResults):
                 self.executor.copy_states(copies)
             self._copied = True
         while self._decisions:
-            decision = self._decisions[0]
-            record = None
+            decision, record = self._decisions[0], None
             if isinstance(decision, Wait):
                 self._no_donor_for(decision.member)
-            elif isinstance(decision, Exploit):
+            elif isinstance(decision, Exploit) and not self._head_recorded:
                 member, donor = self._population.members[decision.member], decision.donor
                 logger.info("member %d copied member %d at epoch %d", member.id, donor.id, donor.epoch)
                 record = self._log.exploit(
                     member.id, donor.id, donor.epoch, member.epoch, member.hyperparameters,
                     decision.hyperparameters, decision.reason,
                 )  # fmt: skip
+                self._head_recorded = True  # kept: a retry after an interrupt must not keep it twice
                 self._waiting.discard(member.id)
                 self._changed(member.id)
             if not isinstance(decision, Wait):
-                self._population.apply(decision)
+                self._population.apply(decision)  # plain assignments: nothing in it can fail
             self._decisions.popleft()
+            self._head_recorded = False
             if record is not None:
                 self._log.announce(record)
 
@@ -354,6 +392,7 @@ class Trainer(RunResults):
         seeds = {member.id: member.seed for member in self._population.members.values()}
         winner = choose_winner(self.run_history, self._keeper, self.executor, self.model, seeds)
         if self._checkpoints is not None and not self._checkpoints.store.finished:
-            self._checkpoints.finish(winner.standing, *winner.weights(self.executor, self.model, seeds))
+            state, member = winner.weights(self.executor, self.model, seeds)
+            self._checkpoints.finish(winner.standing, state, member, winner.sequence)
         best = winner.standing
         return TrainResult(winner.model, float(best.score), best.member, best.epoch)

@@ -33,10 +33,11 @@ def check_result(result: Any) -> str:
 
 @dataclass
 class Kept:
-    """A member's standing and its state at that moment."""
+    """A member's standing and its state at that moment (``sequence``: the newest record then)."""
 
     standing: Standing
     state: dict[str, np.ndarray]
+    sequence: int
 
 
 class BestKeeper:
@@ -56,13 +57,13 @@ class BestKeeper:
         if self.kept is None or self.history.fitness(best.score) > self.history.fitness(
             self.kept.standing.score
         ):
-            self.kept = Kept(best, self.executor.get_state(best.member))
+            self.kept = Kept(best, self.executor.get_state(best.member), self.history.last_sequence)
             self.changed = True
 
-    def restore(self, standing: Mapping[str, Any], state: dict[str, np.ndarray]) -> None:
-        self.kept = Kept(
-            Standing(int(standing["member"]), int(standing["epoch"]), float(standing["score"])), state
-        )
+    def restore(self, entry: Mapping[str, Any], state: dict[str, np.ndarray]) -> None:
+        """Take back a kept state written with a cut (``entry``: its standing and sequence)."""
+        standing = Standing(int(entry["member"]), int(entry["epoch"]), float(entry["score"]))
+        self.kept = Kept(standing, state, int(entry.get("sequence", self.history.last_sequence)))
         self.changed = False
 
 
@@ -72,6 +73,7 @@ class Winner:
 
     standing: Standing
     model: Any
+    sequence: float = float("inf")  # where in the records it stood (a kept state: back then)
     state: dict[str, np.ndarray] | None = None  # its weights, when they were taken out already
     member: ModelWrapper | None = None  # a wrapper holding them, when one was built
 
@@ -98,5 +100,17 @@ def choose_winner(
     kept = keeper.kept if keeper is not None else None
     if kept is not None and history.fitness(kept.standing.score) > history.fitness(best.score):
         member = member_with_state(template, seeds[kept.standing.member], kept.state)
-        return Winner(kept.standing, member.unwrap(), kept.state, member)
+        return Winner(kept.standing, member.unwrap(), kept.sequence + 0.5, kept.state, member)
     return Winner(best, executor.model(best.member))
+
+
+def winner_point(history: RunHistory, keeper: BestKeeper | None) -> tuple[int, float] | None:
+    """``(member, before)``: whose weights ``train()`` returns and where in the records they
+    stood (``before`` a sequence bound), without building the model; None before any step."""
+    best = history.best()
+    if best is None:
+        return None
+    kept = keeper.kept if keeper is not None else None
+    if kept is not None and history.fitness(kept.standing.score) > history.fitness(best.score):
+        return kept.standing.member, kept.sequence + 0.5
+    return best.member, float("inf")

@@ -35,7 +35,7 @@ class Interrupter:
 
 
 def make_trainer(
-    run_dir: Path | None, in_step: Interrupter | None = None, callbacks: Any = ()
+    run_dir: Path | None, in_step: Interrupter | None = None, callbacks: Any = (), **overrides: Any
 ) -> pybt.Trainer:
     def step(state: dict[str, np.ndarray], h: dict[str, float]) -> dict[str, np.ndarray]:
         if in_step is not None:
@@ -43,21 +43,23 @@ def make_trainer(
         theta = state["theta"]
         return {"theta": theta - 0.1 * np.array([h["h0"], h["h1"]]) * theta}
 
-    return pybt.Trainer(
-        FunctionModel(
-            lambda seed: {"theta": np.array([0.9, 0.9])},
-            step,
-            lambda state: 1.2 - float(np.sum(state["theta"] ** 2)),
-        ),
-        population_size=POPULATION,
-        hyperparameters={"h0": pybt.Uniform(0, 1), "h1": pybt.Uniform(0, 1)},
-        stopping_criteria=StopAfter(EPOCHS),
-        ready_strategy=ReadyAfter(2),
-        run_dir=None if run_dir is None else str(run_dir),
-        seed=5,
-        verbose=0,
-        callbacks=list(callbacks),
+    arguments: dict[str, Any] = {
+        "population_size": POPULATION,
+        "hyperparameters": {"h0": pybt.Uniform(0, 1), "h1": pybt.Uniform(0, 1)},
+        "stopping_criteria": StopAfter(EPOCHS),
+        "ready_strategy": ReadyAfter(2),
+        "run_dir": None if run_dir is None else str(run_dir),
+        "seed": 5,
+        "verbose": 0,
+        "callbacks": list(callbacks),
+    }
+    arguments.update(overrides)
+    model = FunctionModel(
+        lambda seed: {"theta": np.array([0.9, 0.9])},
+        step,
+        lambda state: 1.2 - float(np.sum(state["theta"] ** 2)),
     )
+    return pybt.Trainer(model, **arguments)
 
 
 def outcome(trainer: pybt.Trainer, score: float) -> tuple:
@@ -201,4 +203,58 @@ def test_a_torch_step_interrupted_halfway_is_put_back_and_run_again(
     assert score == expected
     assert [(r.member, r.epoch, r.score) for r in interrupted.history] == [
         (r.member, r.epoch, r.score) for r in reference.history
+    ]
+
+
+# ---- interrupts in the run's bookkeeping (found by review) ----------------------------------------
+def interrupted_inside(target: Any, name: str, at: int, trainer: pybt.Trainer) -> pybt.Trainer:
+    """``trainer`` with ``target.name`` raising KeyboardInterrupt on its ``at``-th call, once."""
+    original = getattr(target, name)
+    calls = {"n": 0}
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == at:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    setattr(target, name, wrapped)
+    return trainer
+
+
+@pytest.mark.parametrize(("where", "at"), [("get_state", 2), ("save_cut", 2), ("copy_states", 1)])
+def test_ctrl_c_in_a_cut_or_a_copy_then_train_again(
+    where: str, at: int, tmp_path: Path, expected: tuple, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reference = make_trainer(tmp_path / "reference")
+    reference.train()
+    trainer = make_trainer(tmp_path / "run")
+    target = trainer._log.store if where == "save_cut" else trainer.executor
+    interrupted_inside(target, where, at, trainer)
+    assert interrupted_then_continued(trainer, capsys) == expected
+    cuts = [cut for _, cut in pybt.store.RunStore.read(tmp_path / "run").journal.cuts()]
+    assert cuts == [cut for _, cut in pybt.store.RunStore.read(tmp_path / "reference").journal.cuts()]
+    run = pybt.store.load_run(tmp_path / "run")
+    assert run.finished and len(run.history.steps) == STEPS
+
+
+def test_a_stop_rule_raising_while_a_copy_is_applied_records_the_copy_once() -> None:
+    class Flaky(StopAfter):
+        calls = 0
+
+        def is_done(self, member: Any) -> bool:
+            Flaky.calls += 1
+            if Flaky.calls == 12:
+                raise KeyboardInterrupt
+            return super().is_done(member)
+
+    reference = make_trainer(None)
+    reference.train()
+    trainer = make_trainer(None, stopping_criteria=Flaky(EPOCHS))
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    trainer.train()
+    assert len(trainer.exploits) == len(reference.exploits)
+    assert [(r.member, r.donor, r.epoch) for r in trainer.exploits] == [
+        (r.member, r.donor, r.epoch) for r in reference.exploits
     ]

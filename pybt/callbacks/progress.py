@@ -171,8 +171,9 @@ class ProgressBar(Callback):
         return sum(epoch if cap is None else min(epoch, cap) for epoch in self._reached.values())
 
     def _interactive(self) -> bool:
+        """A terminal, or a notebook's output (Jupyter's stream is not a tty, but redraws)."""
         isatty = getattr(self.stream, "isatty", None)
-        return bool(isatty and isatty()) or "ipykernel" in sys.modules
+        return bool(isatty and isatty()) or type(self.stream).__module__.startswith("ipykernel")
 
     def _open_bars(self, trainer: Trainer) -> None:
         from tqdm.auto import tqdm

@@ -16,7 +16,7 @@ import numpy as np
 
 from pybt.errors import describe_exception
 from pybt.executor.base import Executor, StepResult
-from pybt.model.base import ModelWrapper
+from pybt.model.base import ModelWrapper, State
 
 
 def run_step(
@@ -63,6 +63,7 @@ class SerialExecutor(Executor):
 
     def __init__(self, undo_interrupted_steps: bool = True) -> None:
         self.undo_interrupted_steps = undo_interrupted_steps
+        self._copying: tuple[list[tuple[int, int]], deque[tuple[int, State]]] | None = None
         self._members: dict[int, ModelWrapper] = {}
         self._queue: deque[tuple[int, Mapping[str, Any], int]] = deque()
         self._template: ModelWrapper | None = None
@@ -75,6 +76,7 @@ class SerialExecutor(Executor):
         self._template, self._fit_args, self._eval_args = template, fit_args, eval_args
         self._members.clear()
         self._queue.clear()
+        self._copying = None
 
     def place(self, member_id: int, seed: int) -> None:
         assert self._template is not None, "start() comes before place()"
@@ -105,9 +107,18 @@ class SerialExecutor(Executor):
             yield result
 
     def copy_states(self, pairs: Sequence[tuple[int, int]]) -> None:
-        donor_states = {donor: self._members[donor].get_state() for donor, _ in pairs}
-        for donor, member in pairs:
-            self._members[member].set_state(donor_states[donor])
+        # Every donor's state is read before any member's changes. The copies still to make are
+        # kept here: when an interrupt stops them halfway, the same call again finishes them
+        # from the states read then (a donor that was also a copier was overwritten already).
+        if self._copying is None or self._copying[0] != list(pairs):
+            donor_states = {donor: self._members[donor].get_state() for donor, _ in pairs}
+            self._copying = (list(pairs), deque((member, donor_states[donor]) for donor, member in pairs))
+        left = self._copying[1]
+        while left:
+            member, state = left[0]
+            self._members[member].set_state(state)
+            left.popleft()
+        self._copying = None
 
     def get_state(self, member_id: int) -> dict[str, np.ndarray]:
         return self._members[member_id].get_state()

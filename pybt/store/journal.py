@@ -52,6 +52,8 @@ _TABLES = ("run", "members", "steps", "exploits", "failures", "cuts", "checkpoin
 # are stored as JSON text.
 ROW_COLUMNS = {kind: record_fields(record_class) for kind, record_class in RECORD_KINDS.items()}
 _JSON_COLUMNS = {"hyperparameters", "metrics", "old_hyperparameters", "new_hyperparameters"}
+#: What a finished run's end records in the run table (dropped when a run is resumed).
+END_KEYS = ("finished", "best_member", "final_sequence", "winner")
 _DISK_FULL = ("database or disk is full", "disk i/o error", "attempt to write a readonly database")
 
 
@@ -151,12 +153,29 @@ class Journal:
         with self.errors():
             self._db.executemany("DELETE FROM run WHERE key = ?", [(key,) for key in keys])
 
-    def add_members(self, members: Iterable[tuple[int, int, Mapping[str, Any]]]) -> None:
-        with self.errors():
+    def start_run(
+        self, values: Mapping[str, Any], members: Iterable[tuple[int, int, Mapping[str, Any]]]
+    ) -> None:
+        """A new run's members and configuration (``values``), in one transaction: a folder holds
+        both or neither."""
+        with self.errors(), self._db:
+            self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT INTO members (id, seed, initial_hyperparameters) VALUES (?, ?, ?)",
                 [(member, seed, dumps(dict(values))) for member, seed, values in members],
             )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO run (key, value) VALUES (?, ?)",
+                [(key, dumps(value)) for key, value in values.items()],
+            )
+
+    def last_sequence(self) -> int:
+        """The newest record's sequence number (0 without records)."""
+        with self.errors():
+            newest = [
+                self._db.execute(f"SELECT MAX(sequence) FROM {kind}").fetchone()[0] for kind in ROW_COLUMNS
+            ]
+        return max((value for value in newest if isinstance(value, int)), default=0)
 
     def members(self) -> list[dict[str, Any]]:
         with self.errors():
@@ -217,7 +236,8 @@ class Journal:
                 "DELETE FROM checkpoints WHERE cut IN (SELECT id FROM cuts WHERE sequence > ?)", (sequence,)
             )
             self._db.execute("DELETE FROM cuts WHERE sequence > ?", (sequence,))
-            self._db.execute("DELETE FROM run WHERE key IN ('finished', 'best_member', 'final_sequence')")
+            # The run is not over any more: its end (and its winner) are to be found again.
+            self._db.executemany("DELETE FROM run WHERE key = ?", [(key,) for key in END_KEYS])
 
     # ---- cuts ---------------------------------------------------------------------------------
     def add_cut(

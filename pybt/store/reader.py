@@ -8,6 +8,7 @@ no lock and writes nothing, so it works while the run goes on and on a read-only
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,12 +58,25 @@ class StoredRun:
         return self.history.frame()
 
     def lineage(self, member: int | None = None) -> list[Segment]:
-        """The members whose training made ``member``'s weights (default: the winner)."""
-        return self.history.lineage(self.best_member if member is None else member)
+        """The members whose training made ``member``'s weights (default: the winner's, as
+        ``train()`` returned them)."""
+        return self.history.lineage(*self._point(member))
 
     def schedule(self, member: int | None = None) -> list[ScheduleEntry]:
-        """The hyperparameters, step by step, that trained ``member`` (default: the winner)."""
-        return self.history.schedule(self.best_member if member is None else member)
+        """The hyperparameters, step by step, that trained ``member``'s weights (default: the
+        winner's, as ``train()`` returned them)."""
+        return self.history.schedule(*self._point(member))
+
+    def _point(self, member: int | None) -> tuple[int | None, float]:
+        if member is not None:
+            return member, math.inf
+        sequence = (self.winner or {}).get("sequence")
+        bound = (
+            float(sequence)
+            if isinstance(sequence, (int, float)) and not isinstance(sequence, bool)
+            else math.inf
+        )
+        return self.best_member, bound
 
     def best_model(self, model: ModelWrapper) -> Any:
         """Your own model (a ``keras.Model``, an ``nn.Module``, a state...) with the winner's
@@ -111,12 +125,15 @@ def load_run(run_dir: str | os.PathLike[str]) -> StoredRun:
     store = RunStore.read(run_dir)
     try:
         config = store.config or {}
-        # The metric and mode as the trainer resolved them (None in the config means "inferred").
+        # The metric and mode as the trainer resolved them (None in the config means "inferred"),
+        # from the run table (written when resolved), else the newest cut (older run folders).
         resolved = store.newest_cut_state() or {}
+        metric = store.journal.get("metric") or resolved.get("metric") or config.get("metric")
+        mode = store.journal.get("mode") or resolved.get("mode") or config.get("mode")
         history = RunHistory(
             [*store.rows("steps"), *store.rows("exploits"), *store.rows("failures")],
-            metric=resolved.get("metric") or config.get("metric"),
-            mode=resolved.get("mode") or config.get("mode"),
+            metric=metric if isinstance(metric, str) else None,
+            mode=mode if mode in ("max", "min") else None,
         )
         winner = store.journal.get("winner")
         winner = winner if isinstance(winner, dict) else None

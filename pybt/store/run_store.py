@@ -53,7 +53,6 @@ CUTS_KEPT = 2
 #: State files kept beside the checkpoints: the run's winner, and the best state seen.
 STATE_FILES = ("winner", "best-ever")
 EXPORT_NAME = "best"  # the winner in its framework's format: best.keras, best.pt, best.npz
-_END_KEYS = ("finished", "best_member", "final_sequence")
 
 
 class RunStore:
@@ -153,8 +152,10 @@ class RunStore:
             yield self
             self.journal.checkpoint_wal()
         finally:
-            self._open(writable=False)
-            self._lock.release()
+            try:
+                self._open(writable=False)
+            finally:
+                self._lock.release()  # released whatever happens, never held by a failed reopen
 
     def _remove_leftovers(self) -> None:
         """What a crash mid-write leaves: temporary files, and files of a cut never recorded."""
@@ -197,16 +198,49 @@ class RunStore:
 
     def begin(self, config: dict[str, Any], members: Iterable[tuple[int, int, Mapping[str, Any]]]) -> None:
         """Record a new run's configuration and members; for an existing run, check they match."""
+        members = list(members)
         stored = self.config
         if stored is None:
             with self.writing():
                 if self.journal.is_empty():  # no other writer got there first
-                    self.journal.set_many(
-                        {"config": config, "created_at": time.time(), "pybt_version": __version__}
-                    )
-                    self.journal.add_members(members)
+                    values = {"config": config, "created_at": time.time(), "pybt_version": __version__}
+                    self.journal.start_run(values, members)
                 stored = self.config
         self._check_compatible(stored or {}, config)
+        self._check_members(members)
+
+    def _check_members(self, members: list[tuple[int, int, Mapping[str, Any]]]) -> None:
+        """The stored members must be these (their seeds, their starting hyperparameters)."""
+        stored = {m["id"]: (m["seed"], m["initial_hyperparameters"]) for m in self.journal.members()}
+        now = {member: (seed, dict(values)) for member, seed, values in members}
+        if stored != now:
+            differing = sorted(m for m in set(stored) | set(now) if stored.get(m) != now.get(m))
+            raise invalid_argument(
+                "run_dir",
+                str(self.path),
+                "a run folder whose members start as this trainer's",
+                f"Members {differing} start differently (their seed or first hyperparameters: did the "
+                f"model's given values, e.g. its optimizer's learning rate, change?). Use a new run_dir, "
+                f"or the old configuration.",
+            )
+
+    def seed(self) -> int | None:
+        """The seed a stored run started with (checked), or None for a new folder."""
+        config = self.config
+        if config is None:
+            return None
+        return self.journal.checks.integer("the configuration's seed", config.get("seed"), 0)
+
+    def last_sequence(self) -> int:
+        return self.journal.last_sequence() if self._journal is not None else 0
+
+    def newest_cut_sequence(self) -> int | None:
+        cuts = self.journal.cuts() if self._journal is not None else []
+        return cuts[0][1] if cuts else None
+
+    def note_objective(self, metric: str | None, mode: str | None) -> None:
+        """The run's metric and mode as resolved (readers rank members by them before any cut)."""
+        self._writer().set_many({"metric": metric, "mode": mode})
 
     def _check_compatible(self, stored: dict[str, Any], config: dict[str, Any]) -> None:
         differences = sorted(key for key in set(stored) | set(config) if stored.get(key) != config.get(key))

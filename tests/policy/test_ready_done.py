@@ -242,3 +242,36 @@ def test_a_run_folder_takes_combined_rules_back(tmp_path: Any) -> None:
     _, score = make().train()
     again = make()  # the same description: the finished run is read back, not refused
     assert again.train()[1] == score and len(again.history) == 8
+
+
+def test_a_budget_counts_the_time_of_an_interrupted_train_too() -> None:
+    calls = {"n": 0}
+
+    def step(state: np.ndarray, hyperparameters: Any) -> np.ndarray:
+        calls["n"] += 1
+        time.sleep(0.02)
+        if calls["n"] == 15:  # about 0.3 s in: past the budget, which the next train() must know
+            raise KeyboardInterrupt
+        return state + 1.0
+
+    trainer = Trainer(
+        model=FunctionModel(lambda seed: np.zeros(1), step, lambda state: float(state[0])),
+        population_size=3,
+        hyperparameters={"x": Uniform(0, 1)},
+        stopping_criteria=StopAfter(10_000) | Budget(seconds=0.25),
+        ready_strategy=ReadyAfter(2),
+        seed=0,
+        verbose=0,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    steps = len(trainer.history)
+    trainer.train()
+    assert len(trainer.history) - steps <= 3, "one more round at most: the budget was spent before"
+
+
+def test_after_the_run_stops_no_member_copies_or_comes_back() -> None:
+    # Members stop when one reaches the target; a member whose step ends then must not exploit.
+    trainer = run(StopAfter(40) | StopWhen(score=9), ready_strategy=ReadyAfter(1))
+    last_step = max(step.sequence for step in trainer.history if step.score >= 9)
+    assert all(exploit.sequence < last_step for exploit in trainer.exploits)

@@ -90,8 +90,14 @@ def test_best_ever_returns_the_best_state_seen_and_survives_a_resume(tmp_path: P
 
     reference = trainer(None, "final")
     _, final = reference.train()
-    kept_state, best = trainer(tmp_path / "run", "best_ever").train()
+    kept = trainer(tmp_path / "run", "best_ever")
+    kept_state, best = kept.train()
     assert best > final and best == max(step.score for step in reference.history)
+    # The trainer and the run folder describe the weights train() returned, not the best now.
+    best_step = reference.run_history.best_ever()
+    assert kept.best_member == best_step.member
+    assert kept.schedule()[-1]["to_epoch"] == best_step.epoch
+    assert pybt.load_run(tmp_path / "run").schedule() == kept.schedule()
     assert evaluate(kept_state) == best
     run = pybt.load_run(tmp_path / "run")
     assert run.best_score == best and evaluate(run.best_model(trainer(None, "final").model)) == best

@@ -124,7 +124,7 @@ def check_names(names: Iterable[str], recipe: Mapping[str, Any], algorithm: str)
         if name not in tunable:
             why = ""
             if name == "ent_coef" and _learned_entropy(recipe):
-                why = f" ({algorithm} learns ent_coef='auto': explore target_entropy, or build it with ent_coef=0.1)"
+                why = f" ({algorithm} learns ent_coef='auto': explore target_entropy, or give ent_coef=0.1)"
             raise invalid_argument(
                 "hyperparameters",
                 name,

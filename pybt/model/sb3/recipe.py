@@ -6,8 +6,11 @@ environments and counters. A member is built the way ``PPO.load`` rebuilds an ag
 algorithm's constructor with ``_init_setup_model=False``, the recipe over its attributes, then
 ``_setup_model()`` under the member's seed — what ``PPO(..., seed=member_seed)`` would build.
 
-Environments are described by an :class:`EnvSource` (an id or a factory, its keyword arguments,
-how many copies) and made with ``make_vec_env``, so a member can be rebuilt in any process.
+Environments are described by an :class:`EnvSource` (the agent's gymnasium ``EnvSpec``, an id or
+a factory; keyword arguments; how many copies) and made with ``make_vec_env``, so a member can
+be rebuilt in any process. The spec keeps what ``gym.make`` was given (``max_episode_steps``,
+the environment's keyword arguments) and names the class to build, so an environment registered
+only in the driver still builds on a Ray actor that can import it.
 
 Nothing here imports Stable-Baselines3, gymnasium or torch when imported: the modules come in
 as arguments.
@@ -17,14 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
+import functools
 import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from pybt._imports import require
 from pybt.errors import PyBTError, invalid_argument
 
 # Attributes that are not settings: live objects, counters and episode bookkeeping. The
@@ -44,9 +50,11 @@ _OWN_WRAPPERS = frozenset({"Monitor"})
 
 @dataclass(frozen=True)
 class EnvSource:
-    """Where a member's environments come from: ``make_vec_env(env, n_envs, env_kwargs=kwargs)``."""
+    """Where a member's environments come from: ``make_vec_env(env, n_envs, env_kwargs=kwargs)``.
 
-    env: str | Callable[..., Any]
+    ``env`` is an id, a function that makes one environment, or a gymnasium ``EnvSpec``."""
+
+    env: Any
     n_envs: int = 1
     kwargs: dict[str, Any] = field(default_factory=dict)
     subprocess: bool = False
@@ -54,15 +62,20 @@ class EnvSource:
     def make(self, sb3: ModuleType, n_envs: int | None = None, subprocess: bool | None = None) -> Any:
         vec_env = sb3.common.vec_env
         use_subprocess = self.subprocess if subprocess is None else subprocess
+        env = self.env
+        if not isinstance(env, str) and not callable(env):  # an EnvSpec: gym.make takes it whole
+            env = functools.partial(require("gymnasium", "sb3", "gymnasium").make, env)
         return sb3.common.env_util.make_vec_env(
-            self.env,
+            env,
             n_envs=n_envs or self.n_envs,
             env_kwargs=dict(self.kwargs),
             vec_env_cls=vec_env.SubprocVecEnv if use_subprocess else vec_env.DummyVecEnv,
         )
 
     def describe(self) -> str:
-        return self.env if isinstance(self.env, str) else getattr(self.env, "__name__", repr(self.env))
+        if isinstance(self.env, str):
+            return self.env
+        return getattr(self.env, "__name__", None) or getattr(self.env, "id", None) or repr(self.env)
 
 
 def recipe_of(torch: ModuleType, agent: Any) -> dict[str, Any]:
@@ -91,7 +104,7 @@ def _holds_torch(torch: ModuleType, value: Any) -> bool:
 
 
 def env_source_of(sb3: ModuleType, agent: Any) -> EnvSource:
-    """The agent's training environments as an id, its keyword arguments and a count.
+    """The agent's training environments as their gymnasium spec and a count.
 
     Refuses what an id cannot rebuild: VecEnv wrappers (``VecNormalize`` keeps statistics no
     member state carries) and gymnasium wrappers added after ``gym.make``.
@@ -132,7 +145,9 @@ def env_source_of(sb3: ModuleType, agent: Any) -> EnvSource:
             "Pass env= a function that makes the wrapped environment.",
         )
     subprocess = isinstance(venv, vec_env.SubprocVecEnv)
-    return EnvSource(spec.id, int(venv.num_envs), dict(spec.kwargs), subprocess)
+    # make_vec_env adds the Monitor itself; the spec's kwargs are passed by gym.make.
+    spec = dataclasses.replace(spec, additional_wrappers=())
+    return EnvSource(spec, int(venv.num_envs), {}, subprocess)
 
 
 def build_agent(
@@ -140,12 +155,15 @@ def build_agent(
     torch: ModuleType,
     algorithm: type,
     recipe: Mapping[str, Any],
-    venv: Any,
+    source: EnvSource,
     device: str,
     seed: int,
 ) -> Any:
-    """A fresh agent from ``recipe`` on ``venv``, initialized under ``seed`` (global RNGs left alone)."""
+    """A fresh agent from ``recipe`` on environments from ``source``, initialized under ``seed``.
+
+    The global RNGs are left as they were (making gymnasium environments draws from NumPy's)."""
     with forked_rng(torch):
+        venv = source.make(sb3)
         agent = algorithm(policy=recipe["policy_class"], env=venv, device=device, _init_setup_model=False)
         agent.__dict__.update(copy.deepcopy(dict(recipe)))
         agent.seed = int(seed)
@@ -153,7 +171,7 @@ def build_agent(
             agent._setup_model()  # seeds python, NumPy, torch, the action space and the envs
         except Exception as error:
             raise PyBTError(
-                f"{algorithm.__name__} could not be rebuilt for a member on {venv!r} "
+                f"{algorithm.__name__} could not be rebuilt for a member on {source.describe()} "
                 f"({type(error).__name__}: {error}). PyBT rebuilds each member the way "
                 f"{algorithm.__name__}.load does."
             ) from error

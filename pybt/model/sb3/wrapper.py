@@ -10,7 +10,9 @@ each algorithm has (:mod:`.hyperparameters`) and the state's layout (:mod:`.stat
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -19,15 +21,26 @@ import numpy as np
 from pybt._imports import require
 from pybt._validate import check_integer
 from pybt.errors import PyBTError, invalid_argument
-from pybt.model.base import Metrics, ModelWrapper, State, finite_metrics
+from pybt.model.base import Metrics, ModelWrapper, State, numeric_metrics
 from pybt.model.sb3 import hyperparameters as hp
 from pybt.model.sb3.recipe import EnvSource, build_agent, env_source_of, forked_rng, recipe_of, seed_of
 from pybt.model.sb3.state import export_state, import_state, torch_parts
 from pybt.space import Domain
 
 REPLAY_BUFFER_CHOICES = ("own", "copy")
+EVALUATED = ("mean_return", "std_return", "mean_length")
+# SB3's names for what PyBT reports (its logger's keys, and evaluate_policy's words).
+_ALIASES = {
+    "eval/mean_reward": "mean_return",
+    "mean_reward": "mean_return",
+    "eval/mean_ep_length": "mean_length",
+    "rollout/ep_rew_mean": "train_return",
+    "ep_rew_mean": "train_return",
+}
 _MAX_EVAL_ENVS = 8  # evaluation episodes run side by side, so the policy sees them as one batch
-_ACTIONS_STREAM = 1  # a second stream from the same epoch seed, for the action space's sampler
+# Further streams from a member's seed and epoch count: the action space's sampler, and the
+# environments of a member rebuilt from a state.
+_ACTIONS_STREAM, _ENV_STREAM = 1, 2
 
 
 def _modules() -> tuple[ModuleType, ModuleType]:
@@ -53,9 +66,11 @@ class SB3ModelWrapper(ModelWrapper):
         eval_episodes: episodes per evaluation (``evaluate_policy``, deterministic actions).
         eval_env: the evaluation environment's id or a function that makes one; default: the
             training environment (a separate instance).
-        env: the training environment's id or a function that makes one, when the agent's own
-            cannot be rebuilt from its id (wrappers, VecNormalize); ``env_kwargs`` and ``n_envs``
-            go with it (default: the agent's number of environments).
+        env: the training environment's id or a function that makes one, for when the agent's
+            own cannot be rebuilt from its gymnasium spec (wrappers added after ``gym.make``,
+            ``VecNormalize``); ``env_kwargs`` and ``n_envs`` go with it (default: the agent's
+            number of environments). By default members get the agent's environment, rebuilt
+            from its spec (``gym.make`` options such as ``max_episode_steps`` included).
         replay_buffer: for off-policy algorithms, ``"own"`` (default): an exploit copies the
             networks, optimizers and counters, and the member keeps learning from its own
             replay buffer; ``"copy"``: the exploit copies the donor's replay buffer too (it is then
@@ -72,6 +87,11 @@ class SB3ModelWrapper(ModelWrapper):
     its seed, and run on. Evaluation episodes are seeded from ``eval_seed`` and the epoch count:
     every member at the same epoch is scored on the same episodes (a fair comparison for exploit),
     and a copied state scores exactly like its donor.
+
+    Environments are not state. After an exploit a member goes on with its own environments
+    (and, with ``replay_buffer="own"``, its own replay buffer). A member rebuilt from a state in
+    another process (a Ray actor taking it over, a resumed run) starts fresh environments
+    seeded from its seed and epoch count, and an empty replay buffer unless it is copied.
     """
 
     def __init__(
@@ -110,6 +130,7 @@ class SB3ModelWrapper(ModelWrapper):
         self._check_steps()
         # Build one member now, so an agent PyBT cannot rebuild fails here and not in every member.
         probe = self._build(sb3, torch, 0)
+        probe.env.close()
         for space in ("observation_space", "action_space"):
             if getattr(probe, space) != getattr(agent, space):
                 raise invalid_argument(
@@ -120,7 +141,8 @@ class SB3ModelWrapper(ModelWrapper):
                 )
         self._initial: State | None = None
         if keep_weights:
-            self._initial = {k: v for k, v in export_state(torch, agent, 0, False).items() if k[:5] != "count"}
+            weights = export_state(torch, agent, 0, False).items()
+            self._initial = {key: value for key, value in weights if not key.startswith("count/")}
         self.agent: Any = None  # members only (set by spawn)
         self._seed = 0
         self._epochs = 0
@@ -252,6 +274,14 @@ class SB3ModelWrapper(ModelWrapper):
         """``mean_return``: the mean return over the evaluation episodes."""
         return "mean_return" if "mean_return" in metrics else next(iter(metrics))
 
+    def known_metrics(self) -> list[str]:
+        """The evaluated metrics, ``train_timesteps`` and (once an episode has ended) ``train_return``."""
+        return [*EVALUATED, "train_timesteps", "train_return"]
+
+    def metric_alias(self, name: str) -> str:
+        """SB3's names (``eval/mean_reward``, ``rollout/ep_rew_mean``, ...) for PyBT's metrics."""
+        return _ALIASES.get(name, name)
+
     # ---- training -----------------------------------------------------------------------------------
     def fit(self, hyperparameters: Mapping[str, Any], epochs: int, fit_args: Mapping[str, Any]) -> Metrics:
         """``epochs`` times ``agent.learn(steps_per_epoch, reset_num_timesteps=False)``.
@@ -274,7 +304,7 @@ class SB3ModelWrapper(ModelWrapper):
         metrics: dict[str, Any] = {"timesteps": agent.num_timesteps}
         if agent.ep_info_buffer:
             metrics["return"] = np.mean([info["r"] for info in agent.ep_info_buffer])
-        return finite_metrics(metrics, "SB3ModelWrapper training")
+        return numeric_metrics(metrics, "SB3ModelWrapper training")
 
     def evaluate(self, eval_args: Mapping[str, Any]) -> Metrics:
         """``mean_return``, ``std_return`` and ``mean_length`` over ``eval_episodes`` episodes."""
@@ -294,10 +324,22 @@ class SB3ModelWrapper(ModelWrapper):
                 return_episode_rewards=True,
                 warn=False,
             )
-        values = {"mean_return": np.mean(returns), "std_return": np.std(returns), "mean_length": np.mean(lengths)}
-        return finite_metrics(values, "SB3ModelWrapper evaluation")
+        values = {
+            "mean_return": np.mean(returns),
+            "std_return": np.std(returns),
+            "mean_length": np.mean(lengths),
+        }
+        return numeric_metrics(values, "SB3ModelWrapper evaluation")
 
     # ---- state ----------------------------------------------------------------------------------------
+    export_suffix = ".zip"
+
+    def export(self, path: str | os.PathLike[str]) -> Path:
+        """The agent as SB3 saves it (``agent.save``): ``PPO.load(path)`` reads it back."""
+        target = Path(path).with_suffix(self.export_suffix)
+        self._live().save(target)
+        return target
+
     def get_state(self) -> State:
         """Copies of the networks, optimizer slots and counters (and, with ``replay_buffer="copy"``,
         the replay buffer's filled part); see :mod:`.state`."""
@@ -305,8 +347,15 @@ class SB3ModelWrapper(ModelWrapper):
         return export_state(torch, self._live(), self._epochs, self.replay_buffer == "copy")
 
     def set_state(self, state: Mapping[str, np.ndarray]) -> None:
-        """Take over another member's state; keep this member's hyperparameters and environments."""
+        """Take over another member's state; keep this member's hyperparameters and environments.
+
+        A member rebuilt from a state (on another Ray actor, or when a run resumes) has fresh
+        environments: they start from a seed of its own seed and epoch count, not from the
+        episodes it began with."""
         _, torch = _modules()
-        epochs = import_state(torch, self._live(), state)
+        agent = self._live()
+        epochs = import_state(torch, agent, state)
         if epochs is not None:
             self._epochs = epochs
+        if agent._last_obs is None:  # not stepped yet: seed the reset its next learn() makes
+            agent.env.seed(seed_of(self._seed, self._epochs, _ENV_STREAM))
