@@ -137,7 +137,8 @@ def function_sides(population: int, epochs: int, ready: int) -> dict[str, Callab
     probe = trainer(False, init=recording_init)
     probe.train()
     hparams = {row["member"]: row["hyperparameters"] for row in probe.history}
-    members = [(seed, hparams[i]) for i, seed in enumerate(seeds)]
+    # The members are spawned last, in id order (init also runs for the trainer's checks first).
+    members = [(seed, hparams[i]) for i, seed in enumerate(seeds[-population:])]
 
     def plain() -> float:
         states = [mlp_init(seed) for seed, _ in members]

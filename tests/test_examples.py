@@ -24,7 +24,16 @@ import numpy as np
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-TESTED = {"toy.py", "cartpole.py", "digits_keras.py", "digits_torch.py", "imdb.py"}
+TESTED = {
+    "toy.py",
+    "cartpole.py",
+    "digits_keras.py",
+    "digits_torch.py",
+    "digits_ray.py",
+    "imdb.py",
+    "sb3_cartpole.py",
+    "sb3_pendulum.py",
+}
 
 
 def run_example(script: str | Path, *args: str, cwd: Path | None = None, timeout: float = 240) -> str:
@@ -127,6 +136,19 @@ def test_digits_torch_trains_a_population_and_replays_the_schedule() -> None:
     )
     assert replayed is not None, out
     assert float(replayed.group(1)) > 0.85 and float(replayed.group(2)) > 0.8
+
+
+def test_digits_ray_trains_a_population_on_ray_actors() -> None:
+    pytest.importorskip("ray")
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    out = run_example(EXAMPLES / "digits_ray.py", "--quick")
+    members = {int(m): float(s) for m, s in re.findall(r"member (\d+): ([.\d]+) at epoch 6", out)}
+    assert sorted(members) == [0, 1, 2, 3], out
+    best = re.search(r"Best: member (\d+), validation accuracy ([.\d]+); (\d+) exploits", out)
+    assert best is not None and float(best.group(2)) == max(members.values()) > 0.85, out
+    assert re.search(r"Its lineage, newest first: member \d+ \(epochs \d+-6\)", out), out
+    assert "actors replaced after faults: 0" in out
 
 
 # ---- IMDB, on made-up reviews -------------------------------------------------------------------
@@ -233,3 +255,33 @@ def test_cartpole_verdict(cartpole: ModuleType) -> None:
     assert ok and "mean return 333.3 against 250.0" in text and "2 of 3 seeds" in text
     ok, text = cartpole.verdict([100.0, 200.0], [150.0, 150.0])
     assert not ok and text.startswith("PBT is NOT higher")
+
+
+# ---- Stable-Baselines3: PPO on CartPole, SAC on Pendulum ------------------------------------------
+def check_sb3_output(out: str, budget: int, low: float, high: float, header: list[str]) -> None:
+    """One row per seed: both winners' returns in range, an exploit; the same steps on both sides."""
+    assert f"{budget:,} environment steps per run, PBT or not" in out, out
+    rows = re.findall(r"^\s+0\s+(-?[.\d]+)\s+(-?[.\d]+)\s+(\d+)\s+[.\d]+s\s+[.\d]+s$", out, re.M)
+    assert len(rows) == 1, out
+    pbt, baseline, exploits = float(rows[0][0]), float(rows[0][1]), int(rows[0][2])
+    assert low <= pbt <= high and low <= baseline <= high, out
+    assert exploits >= 1, out
+    assert re.search(
+        r"PBT is (not )?higher: mean return -?[.\d]+ against -?[.\d]+ at equal environment steps", out
+    )
+    assert next(line.split() for line in out.splitlines() if line.startswith("epochs")) == header
+
+
+def test_sb3_cartpole_quick_compares_ppo_with_and_without_pbt() -> None:
+    pytest.importorskip("stable_baselines3")
+    out = run_example(EXAMPLES / "sb3_cartpole.py", "--quick")
+    check_sb3_output(
+        out, 4 * 2 * 256, 8, 500, ["epochs", "member", "learning_rate", "clip_range", "ent_coef"]
+    )
+
+
+def test_sb3_pendulum_quick_compares_sac_with_and_without_pbt() -> None:
+    pytest.importorskip("stable_baselines3")
+    out = run_example(EXAMPLES / "sb3_pendulum.py", "--quick")
+    # A Pendulum episode (200 steps) returns between about -16.3 * 200 and 0.
+    check_sb3_output(out, 2 * 2 * 64, -3300, 0, ["epochs", "member", "learning_rate", "tau"])

@@ -1,7 +1,7 @@
 """Model wrappers: the only code that imports machine-learning frameworks.
 
-``KerasModelWrapper`` and ``TorchModelWrapper`` load their framework when first used, so
-``from pybt.model import FunctionModel`` works with NumPy alone.
+``KerasModelWrapper``, ``TorchModelWrapper`` and ``SB3ModelWrapper`` load their framework when
+first used, so ``from pybt.model import FunctionModel`` works with NumPy alone.
 """
 
 from __future__ import annotations
@@ -13,11 +13,16 @@ from pybt.model.function import FunctionModel
 
 if TYPE_CHECKING:
     from pybt.model.keras import KerasModelWrapper
+    from pybt.model.sb3 import SB3ModelWrapper
     from pybt.model.torch import TorchModelWrapper
 
-__all__ = ["FunctionModel", "KerasModelWrapper", "ModelWrapper", "TorchModelWrapper"]
+__all__ = ["FunctionModel", "KerasModelWrapper", "ModelWrapper", "SB3ModelWrapper", "TorchModelWrapper"]
 
-_LAZY = {"KerasModelWrapper": "pybt.model.keras", "TorchModelWrapper": "pybt.model.torch"}
+_LAZY = {
+    "KerasModelWrapper": "pybt.model.keras",
+    "TorchModelWrapper": "pybt.model.torch",
+    "SB3ModelWrapper": "pybt.model.sb3",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -8,6 +8,7 @@ contract every executor passes; one executor serves several trainers in a row.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import subprocess
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 
 from pybt import PyBTError, Trainer
+from pybt.callbacks import ProgressBar
 from pybt.errors import TrainingError
 from pybt.executor.ray import RayExecutor
 from pybt.model import FunctionModel, KerasModelWrapper, TorchModelWrapper
@@ -141,9 +143,18 @@ def test_function_members_train_as_in_process_with_the_data_sent_once(monkeypatc
 
 
 def test_asynchronous_exploit_copies_the_state_the_trainer_recorded() -> None:
+    log = io.StringIO()  # not a terminal: the progress prints a line every 10 %
     with RayExecutor() as executor:
-        trainer = bowl_trainer(executor, pause=0.02, population_size=8, stopping_criteria=StopAfter(12))
-        trainer.train()
+        trainer = bowl_trainer(
+            executor,
+            pause=0.02,
+            population_size=8,
+            stopping_criteria=StopAfter(12),
+            callbacks=[ProgressBar(log)],
+        )
+        _, score = trainer.train()
+    last = log.getvalue().strip().splitlines()[-1]
+    assert "96/96" in last and f"best now score {score:.4g}" in last, "the progress reaches the end on Ray"
 
     # The state counts its epochs: after every copy the member resumed from exactly the donor
     # epoch the trainer recorded, although donors were often training further meanwhile.
