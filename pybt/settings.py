@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from pybt import _validate
+from pybt._system import available_memory
 from pybt.callbacks.base import Callback
 from pybt.errors import invalid_argument
 from pybt.executor.base import Executor
@@ -166,13 +167,13 @@ def check_space(space: Mapping[str, Domain], initial: Any, journaled: bool) -> N
 
 def check_population_fits(population_size: int, model: ModelWrapper, in_process: bool) -> None:
     """Refuse, at once, a population this machine's memory cannot hold."""
-    available = _available_memory()
+    available = available_memory()
     if available is None:
         return
     per_member = _BOOKKEEPING_BYTES
-    if in_process and population_size * per_member <= available:
-        # Each member lives here with its weights, and a copy of its state now and then.
-        per_member += 2 * sum(array.nbytes for array in model.spawn(0).get_state().values())
+    state_bytes = model.state_bytes() if in_process else None
+    if state_bytes is not None:
+        per_member += 2 * state_bytes  # its weights live here, and a copy of its state now and then
     needed = population_size * per_member
     if needed > available:
         raise invalid_argument(
@@ -182,17 +183,3 @@ def check_population_fits(population_size: int, model: ModelWrapper, in_process:
             f"{needed / 2**30:.1f} GiB, and {available / 2**30:.1f} GiB are available",
             "Use a smaller population, or RayExecutor to spread the members over machines.",
         )
-
-
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, OSError, ValueError):
-        return None

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pybt"
 
 # Top to bottom; a module may import from its own layer and the ones above.
 LAYERS = [
-    ["errors", "_imports", "_validate", "_version"],
+    ["errors", "_imports", "_validate", "_version", "_system"],
     ["objective", "space"],
     ["records", "lineage", "history"],
     ["policy"],

@@ -96,7 +96,7 @@ class SerialExecutor(Executor):
             # the member is put back as it was before the step, so it runs again from there.
             member_id, hyperparameters, epochs = self._queue[0]
             member = self._members[member_id]
-            before = member.get_state() if self.undo_interrupted_steps else None
+            before = member.get_state() if self.undo_interrupted_steps and not member.atomic_fit else None
             try:
                 result = run_step(member_id, member, hyperparameters, epochs, self._fit_args, self._eval_args)
             except BaseException:  # KeyboardInterrupt, SystemExit: run_step keeps every Exception

@@ -112,6 +112,15 @@ class ModelWrapper(ABC):
         ``val_accuracy`` is PyBT's evaluated ``accuracy``); the name itself by default."""
         return name
 
+    #: True when a fit interrupted halfway leaves the member as it was (it assigns its new state
+    #: at the end): the in-process executor then keeps no copy to put back.
+    atomic_fit = False
+
+    def state_bytes(self) -> int | None:
+        """About how many bytes one member's state takes (weights, optimizer state), when the
+        template can tell cheaply (after :meth:`prepare`); None otherwise. For memory checks."""
+        return None
+
     #: The file suffix :meth:`export` writes.
     export_suffix = ".npz"
 

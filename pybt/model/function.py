@@ -94,6 +94,7 @@ class FunctionModel(ModelWrapper):
         self._init, self._step, self._evaluate = init, step, evaluate
         self._to_arrays, self._from_arrays = to_arrays, from_arrays
         self.state: Any = None
+        self._state_bytes: int | None = None  # prepare() measures a member's state
 
     def check_args(self, fit_args: Mapping[str, Any], eval_args: Mapping[str, Any]) -> None:
         """``step`` and ``evaluate`` must take the keyword arguments they will be given."""
@@ -108,11 +109,16 @@ class FunctionModel(ModelWrapper):
         super().prepare(space, fit_args, eval_args)
         probe = self.spawn(0)
         try:
-            probe.get_state()
+            self._state_bytes = sum(array.nbytes for array in probe.get_state().values())
         except PyBTError as error:
             raise invalid_argument(
                 "FunctionModel(init=...)", type(probe.state).__name__, "a state PyBT can copy", str(error)
             ) from error
+
+    atomic_fit = True  # fit() assigns the new state only once every epoch has run
+
+    def state_bytes(self) -> int | None:
+        return self._state_bytes
 
     def spawn(self, seed: int) -> FunctionModel:
         member = copy.copy(self)

@@ -22,49 +22,16 @@ import pybt
 from pybt.callbacks import Callback, MLflow
 from pybt.errors import MissingDependencyError, PyBTError, TrainingError
 from pybt.history import RunHistory
-from pybt.model import FunctionModel
-from pybt.policy.done import StopAfter
-from pybt.policy.ready import ReadyAfter
+from tests.callbacks import runs
 
 # MLflow's own SQLAlchemy store trips a deprecation warning of SQLAlchemy's: not PyBT's to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
 
-INTERRUPT: dict[str, int | None] = {"after": None}  # steps left before a KeyboardInterrupt
-
-
-def init(seed: int) -> dict[str, Any]:
-    return {"w": np.zeros(1)}
-
-
-def step(state: dict[str, Any], h: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
-    if INTERRUPT["after"] is not None:
-        INTERRUPT["after"] -= 1
-        if INTERRUPT["after"] < 0:
-            INTERRUPT["after"] = None
-            raise KeyboardInterrupt
-    if h["lr"] > 0.9:
-        raise FloatingPointError("lr too high")
-    w = state["w"] + h["lr"]
-    return {"w": w}, {"loss": float(1 / (1 + w[0]))}
-
-
-def evaluate(state: dict[str, Any]) -> dict[str, float]:
-    return {"accuracy": float(state["w"][0])}
-
 
 def make_trainer(callbacks: list[Callback], **overrides: Any) -> pybt.Trainer:
-    arguments: dict[str, Any] = {
-        "population_size": 4,
-        "hyperparameters": {"lr": pybt.Uniform(0.0, 0.8)},
-        "stopping_criteria": StopAfter(8),
-        "ready_strategy": ReadyAfter(2),
-        "metric": "accuracy",
-        "seed": 5,
-        "verbose": 0,
-        "callbacks": callbacks,
-    }
-    arguments.update(overrides)
-    return pybt.Trainer(FunctionModel(init, step, evaluate), **arguments)
+    # No member fails unless a test asks for it, and another seed than the TensorBoard tests'.
+    arguments = {"hyperparameters": {"lr": pybt.Uniform(0.0, 0.8)}, "seed": 5, **overrides}
+    return runs.make_trainer(callbacks, **arguments)
 
 
 @pytest.fixture(scope="module")
@@ -161,12 +128,12 @@ def test_interrupted_runs_end_killed_and_a_resume_logs_the_whole_run_once(
 ) -> None:
     client = MlflowClient(store[0])
     first = make_trainer([callback(store, "resumed", log_report=False)], run_dir=tmp_path / "run")
-    INTERRUPT["after"] = 4 * 5 + 2  # in the middle of the sixth round, after a cut at epoch 4
+    runs.INTERRUPT["after"] = 4 * 5 + 2  # in the middle of the sixth round, after a cut at epoch 4
     try:
         with pytest.raises(KeyboardInterrupt):
             first.train()
     finally:
-        INTERRUPT["after"] = None
+        runs.INTERRUPT["after"] = None
     [interrupted], members = runs_of(client, "resumed")
     assert interrupted.info.status == "KILLED" and {run.info.status for run in members} == {"KILLED"}
     assert "KeyboardInterrupt" in interrupted.data.tags["pybt.error"]
@@ -189,12 +156,12 @@ def test_train_again_goes_on_in_the_same_runs_and_without_matplotlib_the_report_
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     client = MlflowClient(store[0])
     trainer = make_trainer([callback(store, "again")])  # no run_dir: the winner is exported now
-    INTERRUPT["after"] = 4 * 3 + 1
+    runs.INTERRUPT["after"] = 4 * 3 + 1
     try:
         with pytest.raises(KeyboardInterrupt):
             trainer.train()
     finally:
-        INTERRUPT["after"] = None
+        runs.INTERRUPT["after"] = None
     trainer.train()
     [parent], members = runs_of(client, "again")
     assert parent.info.status == "FINISHED" and {run.info.status for run in members} == {"FINISHED"}

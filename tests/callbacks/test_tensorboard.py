@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 pytest.importorskip("tensorboardX")
@@ -25,46 +24,9 @@ import pybt
 from pybt.callbacks import Callback, TensorBoard
 from pybt.errors import MissingDependencyError, PyBTError
 from pybt.history import ExploitRecord, RunHistory, StepRecord
-from pybt.model import FunctionModel
-from pybt.policy.done import StopAfter
-from pybt.policy.ready import ReadyAfter
+from tests.callbacks import runs
 
-INTERRUPT: dict[str, int | None] = {"after": None}  # steps left before a KeyboardInterrupt
-
-
-def init(seed: int) -> dict[str, Any]:
-    return {"w": np.zeros(1)}
-
-
-def step(state: dict[str, Any], h: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
-    if INTERRUPT["after"] is not None:
-        INTERRUPT["after"] -= 1
-        if INTERRUPT["after"] < 0:
-            INTERRUPT["after"] = None
-            raise KeyboardInterrupt
-    if h["lr"] > 0.9:
-        raise FloatingPointError("lr too high")
-    w = state["w"] + h["lr"]
-    return {"w": w}, {"loss": float(1 / (1 + w[0]))}
-
-
-def evaluate(state: dict[str, Any]) -> dict[str, float]:
-    return {"accuracy": float(state["w"][0]), "loss": float(2 / (1 + state["w"][0]))}
-
-
-def make_trainer(callbacks: list[Callback], **overrides: Any) -> pybt.Trainer:
-    arguments: dict[str, Any] = {
-        "population_size": 4,
-        "hyperparameters": {"lr": pybt.Uniform(0.0, 1.0), "optimizer": pybt.Choice(["sgd", "adam"])},
-        "stopping_criteria": StopAfter(8),
-        "ready_strategy": ReadyAfter(2),
-        "metric": "accuracy",
-        "seed": 3,
-        "verbose": 0,
-        "callbacks": callbacks,
-    }
-    arguments.update(overrides)
-    return pybt.Trainer(FunctionModel(init, step, evaluate), **arguments)
+make_trainer = runs.make_trainer
 
 
 def read(log_dir: Path) -> plugin_event_multiplexer.EventMultiplexer:
@@ -213,12 +175,12 @@ def test_events_reach_disk_at_checkpoints_and_interrupts_and_a_resume_shows_each
     probe = FirstCheckpointProbe(log_dir)
     # flush_secs large: only the checkpoint cut and the end of train() write the events.
     first = make_trainer([TensorBoard(log_dir, flush_secs=1e9), probe], run_dir=run_dir)
-    INTERRUPT["after"] = 4 * 5 + 2  # in the middle of the sixth round, after a cut at epoch 4
+    runs.INTERRUPT["after"] = 4 * 5 + 2  # in the middle of the sixth round, after a cut at epoch 4
     try:
         with pytest.raises(KeyboardInterrupt):
             first.train()
     finally:
-        INTERRUPT["after"] = None
+        runs.INTERRUPT["after"] = None
     assert probe.seen is not None and probe.seen == probe.expected
     assert any(probe.seen.values())
     interrupted = read(log_dir)

@@ -11,10 +11,10 @@ activations a sample keeps for the backward pass (for the memory check).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
+from pybt._system import available_memory
 from pybt.errors import PyBTError, describe_exception, invalid_argument
 from pybt.executor.vectorized.optim import optimizer_kind
 from pybt.executor.vectorized.stack import Layout
@@ -143,17 +143,7 @@ def available_bytes(torch: Any, device: Any) -> int | None:
         return int(free)
     if device.type != "cpu":
         return None
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, OSError, ValueError):
-        return None
+    return available_memory()
 
 
 def check_memory(

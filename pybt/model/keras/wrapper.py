@@ -42,6 +42,10 @@ def _first_rows(x: Any, count: int = 1) -> Any:
     return None
 
 
+def _bytes_of(shape: Any, dtype: Any) -> int:
+    return int(np.prod(shape)) * np.dtype(dtype).itemsize
+
+
 class KerasModelWrapper(ModelWrapper):
     """A Keras 3 model and the arguments to compile it with.
 
@@ -112,7 +116,9 @@ class KerasModelWrapper(ModelWrapper):
         self._optimizer_config = keras.saving.serialize_keras_object(probe.optimizer)
         self._given_batch_size = _DEFAULT_BATCH_SIZE  # prepare() keeps the one fit_args give
         self._build_input: Any = None  # prepare() keeps the first rows of fit_args['x']
-        self._known_metrics: list[str] | None = None  # prepare() evaluates a probe on a few rows
+        self._known_metrics: list[str] | None = None  # known_metrics() scores a probe on a few rows
+        self._metric_rows: dict[str, Any] = {}  # the rows it scores (kept by prepare())
+        self._state_bytes: int | None = None
         self._applied: dict[str, Any] = {}  # a member's values apply= set last
         self.model: Any = None  # set on members by spawn()
         self._seed = 0
@@ -159,25 +165,33 @@ class KerasModelWrapper(ModelWrapper):
         super().prepare(space, fit_args, eval_args)
         self._given_batch_size = int(fit_args.get("batch_size") or _DEFAULT_BATCH_SIZE)
         self._build_input = _first_rows(fit_args["x"])
-        self._known_metrics = self._probe_metrics(eval_args)
-
-    def _probe_metrics(self, eval_args: Mapping[str, Any]) -> list[str] | None:
-        """The metric names evaluate() reports, from a probe member scored on two rows (array
-        data only): a metric name that is not among them is refused before training."""
-        rows = {key: _first_rows(eval_args[key], 2) for key in ("x", "y") if key in eval_args}
-        if any(value is None for value in rows.values()):
-            return None
-        evaluated = list(self._compiled_clone().evaluate(**rows, verbose=0, return_dict=True))
-        return evaluated + [f"train_{name}" for name in evaluated]
+        self._metric_rows = {key: _first_rows(eval_args[key], 2) for key in ("x", "y") if key in eval_args}
+        self._known_metrics = None
+        weights = self._template.weights if self._template.built else None  # unbuilt: size unknown
+        self._state_bytes = None if weights is None else sum(_bytes_of(w.shape, w.dtype) for w in weights)
 
     def known_metrics(self) -> list[str] | None:
+        """The metric names evaluate() reports, from a probe member scored on two rows (array
+        data only), found when first asked (a metric named by the user): a metric name that is
+        not among them is refused before training."""
+        rows = self._metric_rows
+        if self._known_metrics is None and rows and all(value is not None for value in rows.values()):
+            evaluated = list(
+                self._compiled_clone().evaluate(**self._metric_rows, verbose=0, return_dict=True)
+            )
+            self._known_metrics = evaluated + [f"train_{name}" for name in evaluated]
         return self._known_metrics
 
     def metric_alias(self, name: str) -> str:
         """Keras names validation metrics ``val_<name>``; PyBT's evaluated metric is ``<name>``."""
-        if name.startswith("val_") and (self._known_metrics is None or name[4:] in self._known_metrics):
+        known = self.known_metrics() if name.startswith("val_") else None
+        if name.startswith("val_") and (known is None or name[4:] in known):
             return name[4:]
         return name
+
+    def state_bytes(self) -> int | None:
+        # Weights, and about twice as much optimizer state (Adam's two moments).
+        return None if self._state_bytes is None else 3 * self._state_bytes
 
     def spawn(self, seed: int) -> KerasModelWrapper:
         load_keras().utils.set_random_seed(seed)

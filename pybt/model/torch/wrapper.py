@@ -170,6 +170,11 @@ class TorchModelWrapper(ModelWrapper):
         member._seed, member._fits = int(seed), 0
         return member
 
+    def state_bytes(self) -> int | None:
+        """The template's parameters and buffers, and about twice as much optimizer state."""
+        tensors = [*self._template.parameters(), *self._template.buffers()]
+        return 3 * sum(tensor.numel() * tensor.element_size() for tensor in tensors)
+
     @property
     def parts(self) -> TorchParts:
         """The module, optimizer, loss, steps and settings this wrapper was built with."""
