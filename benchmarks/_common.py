@@ -132,3 +132,12 @@ class Verdicts:
 
 def section(title: str) -> None:
     print(f"\n== {title} " + "=" * max(0, 86 - len(title)), flush=True)
+
+
+def tune_missing() -> str | None:
+    """Why Ray Tune cannot be imported here, or None when it can."""
+    try:
+        import ray.tune  # noqa: F401
+    except ImportError as error:
+        return str(error)
+    return None

@@ -49,7 +49,7 @@ from typing import Any
 
 import _common  # noqa: F401  (before NumPy: thread limits, import path)
 import numpy as np
-from _common import Verdicts, busy, digits_split, load_note, median, section
+from _common import Verdicts, busy, digits_split, load_note, median, section, tune_missing
 
 sys.path.append(str(Path(__file__).resolve().parent.parent / "examples"))  # after benchmarks/: its toy.py
 import cartpole
@@ -171,17 +171,7 @@ def digits_run(seed: int, side: str, data: tuple[np.ndarray, ...]) -> dict[str, 
 
 def toy_run(seed: int, side: str) -> dict[str, Any]:
     started = time.perf_counter()
-    trainer = Trainer(
-        model=FunctionModel(toy.init, toy.step, toy.true_q),
-        population_size=2,
-        hyperparameters={"h0": Uniform(0, 1), "h1": Uniform(0, 1)},
-        initial_hyperparameters=[{"h0": 1.0, "h1": 0.0}, {"h0": 0.0, "h1": 1.0}],
-        stopping_criteria=StopAfter(100),
-        ready_strategy=ReadyAfter(4),
-        seed=seed,
-        verbose=0,
-        **SIDES[side](),
-    )
+    trainer = toy.make_trainer(seed, **SIDES[side]())
     _, score = trainer.train()
     return {"score": float(score), "seconds": time.perf_counter() - started, "trainer": trainer}
 
@@ -378,14 +368,6 @@ def decision_cost(verdicts: Verdicts, repeats: int = 30) -> None:
     verdicts.check(
         "(e) one PB2 decision at 1,000 steps <= 50 ms (median)", judged <= 50, f"{judged:.1f} ms ({clock})"
     )
-
-
-def tune_missing() -> str | None:
-    try:
-        import ray.tune  # noqa: F401
-    except ImportError as error:
-        return str(error)
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:

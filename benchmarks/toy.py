@@ -55,14 +55,9 @@ def true_q(theta: np.ndarray) -> float:
     return 1.2 - float(theta @ theta)
 
 
-def run(seed: int, exploit: bool, explore: bool) -> tuple[float, np.ndarray, int]:
-    """Best Q (the score ``train()`` returns), the winner's θ and the number of exploits."""
-    policies: dict[str, Any] = {}
-    if not exploit:
-        policies["exploit_strategy"] = None
-    if not explore:
-        policies["explore_strategy"] = None
-    trainer = Trainer(
+def make_trainer(seed: int, **policies: Any) -> Trainer:
+    """The paper's set-up: two members, one starting on each axis, 100 steps, ready every 4."""
+    return Trainer(
         model=FunctionModel(init, step, true_q),
         population_size=2,
         hyperparameters={"h0": Uniform(0, 1), "h1": Uniform(0, 1)},
@@ -73,6 +68,16 @@ def run(seed: int, exploit: bool, explore: bool) -> tuple[float, np.ndarray, int
         verbose=0,
         **policies,
     )
+
+
+def run(seed: int, exploit: bool, explore: bool) -> tuple[float, np.ndarray, int]:
+    """Best Q (the score ``train()`` returns), the winner's θ and the number of exploits."""
+    policies: dict[str, Any] = {}
+    if not exploit:
+        policies["exploit_strategy"] = None
+    if not explore:
+        policies["explore_strategy"] = None
+    trainer = make_trainer(seed, **policies)
     theta, score = trainer.train()
     return score, theta, len(trainer.exploits)
 

@@ -42,7 +42,7 @@ import _common  # noqa: F401  (before NumPy: thread limits, import path)
 import numpy as np
 import ray
 import torch
-from _common import Verdicts, digits_split, load_note, median, section
+from _common import Verdicts, digits_split, load_note, median, section, tune_missing
 from torch import nn
 
 from pybt import LogUniform, Trainer
@@ -159,14 +159,6 @@ def run_pybt(data: Any, lrs: list[float], epochs: int, ready: int, seed: int) ->
         "epoch_s": median([row["seconds"] for row in trainer.history]),
         "errors": len(trainer.failures),
     }
-
-
-def tune_missing() -> str | None:
-    try:
-        import ray.tune  # noqa: F401
-    except ImportError as error:
-        return str(error)
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:

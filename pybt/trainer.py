@@ -1,10 +1,8 @@
 """The Trainer: checks its arguments, wires the parts of a run together, and runs the loop.
 
-One loop serves every executor. Each turn submits every idle live member, takes the steps the
-executor reports finished (a whole round in process, whatever has finished on Ray), records
-them through the run log, asks the population what each finished member does next, and
-carries the decisions out through the executor. The parts each own one job:
+One loop serves every executor; the parts each own one job:
 
+- :mod:`pybt.turns`: one turn of the loop (submit, record, decide, apply), and its state;
 - :mod:`pybt.population`: the members and the policies' decisions;
 - :mod:`pybt.runlog`: numbering records, handing them to the history, journal and callbacks;
 - :mod:`pybt.checkpoint`: checkpoint cuts of the run folder, and resuming from them;
@@ -14,11 +12,9 @@ carries the decisions out through the executor. The parts each own one job:
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 import time
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,19 +24,18 @@ from pybt.callbacks.base import Callback, CallbackList, TrainResult
 from pybt.callbacks.progress import ProgressBar
 from pybt.checkpoint import Checkpoints
 from pybt.errors import TrainingError
-from pybt.executor.base import Executor, StepResult
+from pybt.executor.base import Executor
 from pybt.executor.serial import SerialExecutor
-from pybt.history import HistoryView, Record, RunHistory
+from pybt.history import HistoryView, RunHistory
 from pybt.model.base import ModelWrapper, member_with_state
 from pybt.objective import infer_mode
 from pybt.policy.done import DoneStrategy, RunStatus, StopAfter
 from pybt.policy.exploit import ExploitStrategy, Truncation
 from pybt.policy.explore import ExploreStrategy, Perturb
 from pybt.policy.ready import ReadyAfter, ReadyStrategy
-from pybt.population import Decision, Exploit, Policies, Population, Wait
+from pybt.population import Policies, Population
 from pybt.results import RunResults
 from pybt.runlog import RunLog
-from pybt.scoring import score_step
 from pybt.settings import (
     check_arguments,
     check_metric,
@@ -51,9 +46,8 @@ from pybt.settings import (
 )
 from pybt.space import Domain, as_space
 from pybt.store import RunStore
+from pybt.turns import Turns
 from pybt.winner import BestKeeper, check_result, choose_winner
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_STOP = StopAfter(20)
 DEFAULT_READY = ReadyAfter(4)
@@ -150,23 +144,17 @@ class Trainer(RunResults):
         self._checkpoints = (
             Checkpoints(store, self.executor, self._population, self._log, self._keeper) if store else None
         )
-        self._running: set[int] = set()  # members with a step submitted and not yet reported
-        self._waiting: set[int] = set()  # failed members waiting for a healthy donor
-        # A turn's work in progress, kept here so that an interrupted train() goes on exactly:
-        self._results: deque[StepResult] = deque()  # reported by the executor, not yet recorded
-        self._undecided: list[int] = []  # recorded, not yet decided for
-        self._decisions: deque[Decision] = deque()  # decided, not yet carried out
-        self._copied = False  # whether the pending decisions' states were copied
-        self._head_recorded = False  # whether the first pending decision's exploit is kept already
-        self._turn_ending = False  # a turn whose end (keeping the best, a cut) did not finish
         self._seconds = 0.0  # wall time of earlier train() calls
         self._since = time.perf_counter()  # when this train() call started
         #: "not started", "running" (inside train()), "interrupted" or "finished" (what reports show)
         self.status = "not started"
         self._started = False
-        self._last_exception: BaseException | None = None
         # How many epochs a member may be ahead of the slowest live member when it starts a step.
-        self._max_lead = max(self.epochs_per_step, getattr(ready_strategy, "epochs", 0))
+        max_lead = max(self.epochs_per_step, getattr(ready_strategy, "epochs", 0))
+        self._turns = Turns(
+            model, self.executor, self._population, self._log, self._checkpoints, self._keeper,
+            self.epochs_per_step, max_lead, self._run_is_done,
+        )  # fmt: skip
 
     # ---- the loop -----------------------------------------------------------------------------
     def train(self) -> tuple[Any, float]:
@@ -186,7 +174,7 @@ class Trainer(RunResults):
                 callbacks.train_begin()
                 self._since = time.perf_counter()
                 try:
-                    while self._turn():
+                    while self._turns.turn():
                         pass
                 finally:
                     self._seconds += time.perf_counter() - self._since  # a Budget counts every call
@@ -243,139 +231,6 @@ class Trainer(RunResults):
         if self._checkpoints is not None:
             self._checkpoints.resume()
         self._started = True
-
-    def _turn(self) -> bool:
-        """Submit idle members, take the finished steps, decide for them; False when all are done.
-
-        Everything a turn has taken and not yet carried out (results not yet recorded, members
-        not yet decided for, decisions not yet applied) is kept on the trainer, so an interrupted
-        turn is finished, not skipped, by the next train().
-        """
-        if self._decisions:  # an interrupted turn: finish it first
-            self._apply_decisions()
-        if self._turn_ending:
-            self._end_turn()
-        if not (self._checkpoints is not None and self._checkpoints.draining):
-            busy = self._running | self._waiting | set(self._undecided) | {r.member for r in self._results}
-            for member in self._population.due(busy, self._max_lead):
-                # Running before it is submitted: an interrupt between the two must not submit
-                # the step twice (if submit() fails, the executor's count tells).
-                pending = self.executor.pending
-                self._running.add(member.id)
-                try:
-                    self.executor.submit(
-                        member.id, dict(member.hyperparameters), self._step_epochs(member.epoch)
-                    )
-                except BaseException:
-                    if self.executor.pending == pending:
-                        self._running.discard(member.id)
-                    raise
-        if not (self._running or self._results or self._undecided):
-            return False
-        if self.executor.pending < len(self._running):
-            # Steps the trainer waits for that the executor no longer holds (it was closed).
-            raise TrainingError(
-                f"Members {sorted(self._running)} wait for steps the executor no longer runs (it was "
-                f"closed). Create a new Trainer; with run_dir= it resumes from the last checkpoint."
-            )
-        while self._results:  # reported before an interrupt, not yet recorded
-            self._record(self._results[0])
-        if self._running:
-            for result in self.executor.completed():
-                self._running.discard(result.member)
-                self._results.append(result)
-                self._record(result)
-        if self._run_is_done():
-            self._population.stop_all()  # decided before anyone copies; running steps finish
-        self._decisions = deque(
-            self._population.decide(self._undecided + sorted(self._waiting), self._running)
-        )
-        self._undecided, self._copied = [], False
-        self._apply_decisions()
-        self._end_turn()
-        return True
-
-    def _end_turn(self) -> None:
-        """What ends a turn: the best state kept, a checkpoint cut taken when due. Redone by
-        the next turn if it did not finish (an interrupt, a full disk)."""
-        self._turn_ending = True
-        if self._keeper is not None:
-            self._keeper.note()
-        if self._checkpoints is not None:
-            self._checkpoints.after_turn(self._running)
-        self._turn_ending = False
-
-    def _step_epochs(self, epoch: int) -> int:
-        """``epochs_per_step``, or fewer for the last step, so no member trains past the stop."""
-        limit = self.stopping_criteria.max_epochs
-        if limit is not None and 0 < limit - epoch < self.epochs_per_step:
-            return limit - epoch
-        return self.epochs_per_step
-
-    def _record(self, result: StepResult) -> None:
-        """Score, keep and announce the next result (it leaves the queue once it is kept)."""
-        member = self._population.members[result.member]
-        metrics, score, error = score_step(result, self.model, self.run_history)
-        if error is not None or score is None:
-            record: Record = self._log.failure(member.id, member.epoch, member.hyperparameters, str(error))
-            self._population.failed(member.id)
-            self._last_exception = result.exception
-            logger.warning("member %d failed at epoch %d: %s", member.id, member.epoch, error)
-        else:
-            epoch = member.epoch + result.epochs
-            record = self._log.step(member.id, epoch, member.hyperparameters, metrics, score, result.seconds)
-            fitness = self.run_history.fitness(score)
-            self._population.stepped(member.id, result.epochs, score, fitness, metrics, result.seconds)
-        self._results.popleft()
-        self._undecided.append(member.id)
-        self._changed(member.id)
-        self._log.announce(record)
-
-    def _apply_decisions(self) -> None:
-        """Carry out the pending decisions: copy states, record exploits, update members."""
-        if self._decisions and not self._copied:
-            # One call, so every copy reads its donor's state from before this decision.
-            copies = [(d.donor.id, d.member) for d in self._decisions if isinstance(d, Exploit)]
-            if copies:
-                self.executor.copy_states(copies)
-            self._copied = True
-        while self._decisions:
-            decision, record = self._decisions[0], None
-            if isinstance(decision, Wait):
-                self._no_donor_for(decision.member)
-            elif isinstance(decision, Exploit) and not self._head_recorded:
-                member, donor = self._population.members[decision.member], decision.donor
-                logger.info("member %d copied member %d at epoch %d", member.id, donor.id, donor.epoch)
-                record = self._log.exploit(
-                    member.id, donor.id, donor.epoch, member.epoch, member.hyperparameters,
-                    decision.hyperparameters, decision.reason,
-                )  # fmt: skip
-                self._head_recorded = True  # kept: a retry after an interrupt must not keep it twice
-                self._waiting.discard(member.id)
-                self._changed(member.id)
-            if not isinstance(decision, Wait):
-                self._population.apply(decision)  # plain assignments: nothing in it can fail
-            self._decisions.popleft()
-            self._head_recorded = False
-            if record is not None:
-                self._log.announce(record)
-
-    def _no_donor_for(self, member_id: int) -> None:
-        """No healthy member to copy: wait for one still training, or give up if none is."""
-        if self._running:
-            self._waiting.add(member_id)
-            return
-        failures = self.run_history.failures
-        last = failures[-1].error if failures else "unknown"
-        raise TrainingError(
-            f"Every member failed by epoch {self._population.members[member_id].epoch}, so no member is "
-            f"left to copy. The last error was: {last.rstrip('.')}. Fix the training code or narrow the "
-            f"hyperparameter space (trainer.failures lists every failed step)."
-        ) from self._last_exception
-
-    def _changed(self, member_id: int) -> None:
-        if self._checkpoints is not None:
-            self._checkpoints.changed.add(member_id)
 
     def export(self, path: str | os.PathLike[str], member: int | None = None) -> Path:
         """Save ``member`` (default: the best now) in its framework's format at ``path`` (the

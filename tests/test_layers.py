@@ -19,7 +19,7 @@ LAYERS = [
     ["store"],
     ["callbacks"],
     ["population"],
-    ["scoring", "runlog", "checkpoint", "settings", "results", "winner"],
+    ["scoring", "runlog", "checkpoint", "settings", "results", "winner", "turns"],
     ["trainer"],
     ["replay", "report", "demo", "cli", "__init__"],
 ]

@@ -136,29 +136,25 @@ def test_a_bomb_in_place_of_the_newest_checkpoint_is_passed_over(finished: Path)
 def test_int_keyed_dict_values_come_back_as_they_went(tmp_path: Path) -> None:
     options = [{1: "relu", 2: "tanh"}, {1: "tanh", 2: (3, 4)}]
     trainer = make_trainer(str(tmp_path / "run"))
-    again = pybt.Trainer(
-        trainer.model,
-        population_size=3,
-        hyperparameters={"h0": pybt.Uniform(0, 1), "h1": pybt.Uniform(0, 1), "layers": pybt.Choice(options)},
-        run_dir=str(tmp_path / "other"),
-        stopping_criteria=trainer.stopping_criteria,
-        ready_strategy=trainer.ready_strategy,
-        seed=3,
-        verbose=0,
-    )
+
+    def with_layers() -> pybt.Trainer:
+        space = {"h0": pybt.Uniform(0, 1), "h1": pybt.Uniform(0, 1), "layers": pybt.Choice(options)}
+        return pybt.Trainer(
+            trainer.model,
+            population_size=3,
+            hyperparameters=space,
+            run_dir=str(tmp_path / "other"),
+            stopping_criteria=trainer.stopping_criteria,
+            ready_strategy=trainer.ready_strategy,
+            seed=3,
+            verbose=0,
+        )
+
+    again = with_layers()
     again.train()
     stored = load_run(tmp_path / "other").history
     assert all(step.hyperparameters["layers"] in options for step in stored.steps)
-    resumed = pybt.Trainer(
-        trainer.model,
-        population_size=3,
-        hyperparameters={"h0": pybt.Uniform(0, 1), "h1": pybt.Uniform(0, 1), "layers": pybt.Choice(options)},
-        run_dir=str(tmp_path / "other"),
-        stopping_criteria=trainer.stopping_criteria,
-        ready_strategy=trainer.ready_strategy,
-        seed=3,
-        verbose=0,
-    )
+    resumed = with_layers()
     assert resumed.train()[1] == again.run_history.best().score
 
 
