@@ -241,6 +241,8 @@ def overhead(task: Task, repeats: int, verdicts: Verdicts) -> None:
     def plain() -> list[float]:
         # What a user writes without PyBT, seeded as the wrapper seeds each epoch and evaluation.
         agents = [(seed, task.make_agent(seed=seed, **values)) for seed, values in members]
+        for _, agent in agents:  # as the wrapper does: no logger folder made at every learn()
+            agent.set_logger(lib.common.logger.Logger(folder=None, output_formats=[]))
         count = min(task.eval_episodes, 8)
         eval_envs = [lib.common.env_util.make_vec_env(task.env, n_envs=count) for _ in agents]
         scores = [0.0] * len(agents)

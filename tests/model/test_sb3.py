@@ -193,6 +193,22 @@ def test_members_train_alike_whatever_order_they_run_in() -> None:
     assert not states_equal(first[5], first[6])
 
 
+def test_members_write_no_logger_folders_and_print_what_a_verbose_agent_prints(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where SB3 makes its logger folders
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    quiet = SB3ModelWrapper(ppo(), steps_per_epoch=64, eval_episodes=1).spawn(1)
+    quiet.fit({"learning_rate": 1e-3}, 2, {})
+    assert capsys.readouterr().out == ""
+    talkative = SB3ModelWrapper(ppo(verbose=1), steps_per_epoch=64, eval_episodes=1).spawn(1)
+    talkative.fit({"learning_rate": 1e-3}, 1, {})
+    assert "total_timesteps" in capsys.readouterr().out
+    assert not list(tmp_path.glob("SB3-*"))
+
+
 # ---- hyperparameters --------------------------------------------------------------------------------
 def test_hyperparameters_are_written_where_sb3_reads_them() -> None:
     member = SB3ModelWrapper(ppo(), steps_per_epoch=64, eval_episodes=1).spawn(0)
@@ -329,7 +345,10 @@ def test_a_learned_entropy_coefficient_travels_with_the_state() -> None:
     assert torch.equal(member.agent.log_ent_coef, donor.agent.log_ent_coef)
 
 
-def test_keep_weights_starts_every_member_from_the_agents_weights() -> None:
+def test_keep_weights_starts_every_member_from_the_agents_weights(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SB3_LOGDIR", str(tmp_path))  # the user's own learn() logs here
     agent = ppo()
     agent.learn(64)
     template = SB3ModelWrapper(agent, steps_per_epoch=64, keep_weights=True)

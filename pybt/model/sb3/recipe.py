@@ -23,6 +23,7 @@ import copy
 import dataclasses
 import functools
 import random
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -175,6 +176,11 @@ def build_agent(
                 f"({type(error).__name__}: {error}). PyBT rebuilds each member the way "
                 f"{algorithm.__name__}.load does."
             ) from error
+    if agent.tensorboard_log is None:
+        # Without a logger of its own, SB3 makes a new folder under the temp dir at every
+        # learn(): this one prints what SB3 would print (verbose=1) and writes no files.
+        formats = [sb3.common.logger.HumanOutputFormat(sys.stdout)] if agent.verbose >= 1 else []
+        agent.set_logger(sb3.common.logger.Logger(folder=None, output_formats=formats))
     return agent
 
 
