@@ -135,24 +135,25 @@ def run_tune(data: Any, lrs: list[float], epochs: int, ready: int, storage: str)
 # ---- PyBT ------------------------------------------------------------------------------------------
 def run_pybt(data: Any, lrs: list[float], epochs: int, ready: int, seed: int) -> dict[str, Any]:
     x, y, x_val, y_val = data
-    trainer = Trainer(
-        model=wrapper(),
-        population_size=len(lrs),
-        hyperparameters={"lr": LogUniform(LOW, HIGH)},
-        initial_hyperparameters=[{"lr": lr} for lr in lrs],
-        stopping_criteria=StopAfter(epochs),
-        ready_strategy=ReadyAfter(ready),
-        exploit_strategy=Truncation(upper=0.25, lower=0.25),
-        explore_strategy=Perturb(factors=(0.8, 1.2), resample_probability=0.25),
-        step_args={"epochs_per_step": 1, "fit_args": {"x": x, "y": y}},
-        eval_args={"x": x_val, "y": y_val},
-        executor=RayExecutor(),
-        seed=seed,
-        verbose=0,
-    )
-    started = time.perf_counter()
-    _, score = trainer.train()
-    seconds = time.perf_counter() - started
+    with RayExecutor() as executor:  # its actors gone at the end, before Ray Tune's next run
+        trainer = Trainer(
+            model=wrapper(),
+            population_size=len(lrs),
+            hyperparameters={"lr": LogUniform(LOW, HIGH)},
+            initial_hyperparameters=[{"lr": lr} for lr in lrs],
+            stopping_criteria=StopAfter(epochs),
+            ready_strategy=ReadyAfter(ready),
+            exploit_strategy=Truncation(upper=0.25, lower=0.25),
+            explore_strategy=Perturb(factors=(0.8, 1.2), resample_probability=0.25),
+            step_args={"epochs_per_step": 1, "fit_args": {"x": x, "y": y}},
+            eval_args={"x": x_val, "y": y_val},
+            executor=executor,
+            seed=seed,
+            verbose=0,
+        )
+        started = time.perf_counter()
+        _, score = trainer.train()
+        seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
         "accuracy": float(score),

@@ -189,8 +189,11 @@ class Trainer(RunResults):
         try:
             callbacks.train_end(result)  # before closing: a callback may still export the winner
         finally:
+            # The user's executor stays open for their next trainer, holding no actors meanwhile.
             if self._owns_executor:
                 self.executor.close()
+            else:
+                self.executor.release()
         return result.model, result.score
 
     def _run_is_done(self) -> bool:

@@ -85,8 +85,8 @@ class ProgressBar(Callback):
         self.total = None if epochs is None else epochs * trainer.population_size
         history = trainer.run_history
         self._reached = {}
-        for step in history.steps:  # a resumed or re-run trainer starts where its records are
-            self._reached[step.member] = max(self._reached.get(step.member, 0), step.epoch)
+        for record in [*history.steps, *history.exploits]:  # a resumed or re-run trainer starts
+            self._reach(record.member, record.epoch)  # where its records are
         self.done = self._count()
         self._done_at_start, self._started, self._last_logged, self._final = (
             self.done,
@@ -97,15 +97,21 @@ class ProgressBar(Callback):
         if self._interactive() and importlib.util.find_spec("tqdm") is not None:
             self._open_bars(trainer)
 
-    def on_step(self, trainer: Trainer, record: StepRecord) -> None:
-        if record.epoch > self._reached.get(record.member, 0):
-            self._reached[record.member] = record.epoch
+    def _reach(self, member: int, epoch: int) -> None:
+        """A member is at ``epoch``: by training, or by copying a donor that was there (a member
+        can end the run on a donor's last epoch without a step of its own)."""
+        if epoch > self._reached.get(member, 0):
+            self._reached[member] = epoch
             self.done = self._count()
+
+    def on_step(self, trainer: Trainer, record: StepRecord) -> None:
+        self._reach(record.member, record.epoch)
         if record.member in self._member_bars:
             self._describe_member(record.member)
         self._show()
 
     def on_exploit(self, trainer: Trainer, record: ExploitRecord) -> None:
+        self._reach(record.member, record.epoch)
         if record.member in self._member_bars:
             self._describe_member(record.member, copied=record.donor)
         elif self.per_member and self._bar is None and not self._interactive():

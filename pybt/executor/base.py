@@ -97,6 +97,11 @@ class Executor(ABC):
     def model(self, member_id: int) -> Any:
         """The member's model, unwrapped, in this process."""
 
+    def release(self) -> None:
+        """A run has finished: give back what only running steps need (Ray's actors and the
+        cluster resources they hold), keeping the members' states readable. The next
+        :meth:`start` takes the executor up again. The default holds nothing of the kind."""
+
     def close(self) -> None:
         """Release what the executor holds (processes, actors); safe to call twice. The default
         holds nothing."""

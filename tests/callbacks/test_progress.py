@@ -17,6 +17,7 @@ from pybt.callbacks import ProgressBar
 from pybt.model import FunctionModel
 from pybt.policy.done import StopAfter
 from pybt.policy.ready import ReadyAfter
+from pybt.records import ExploitRecord, StepRecord
 
 
 class Terminal(io.StringIO):
@@ -95,3 +96,18 @@ def test_re_running_a_finished_run_shows_its_result(
     falling_score_trainer(run_dir=str(tmp_path / "run"), verbose=1).train()
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert "40/40" in line and f"best now score {score:.4g}" in line and "best now -" not in line
+
+
+def test_a_member_that_ends_on_its_donors_last_epoch_counts_as_done() -> None:
+    # On Ray a member at epoch 9 may copy a donor already at 10 and so end the run without a
+    # step of its own at 10: the count still reaches the total.
+    trainer = falling_score_trainer()  # 4 members, 10 epochs: 40 member-epochs
+    progress = ProgressBar(io.StringIO())
+    progress.on_train_begin(trainer)
+    hyperparameters = {"lr": 0.5}
+    for sequence, (member, epoch) in enumerate([(0, 10), (1, 10), (2, 10), (3, 9)]):
+        step = StepRecord(sequence, member, epoch, hyperparameters, {"score": -1.0}, -1.0, 0.1)
+        progress.on_step(trainer, step)
+    assert progress.done == 39
+    progress.on_exploit(trainer, ExploitRecord(4, 3, 0, 10, 9, hyperparameters, hyperparameters))
+    assert progress.done == 40 and "40/40" in progress.line()

@@ -221,6 +221,31 @@ def test_one_executor_serves_two_trainers_in_a_row_and_closes_its_actors() -> No
         executor.submit(0, {"lr": 0.1}, 1)
 
 
+def test_a_finished_run_outside_a_with_block_gives_its_actors_back(tmp_path: Any) -> None:
+    # `Trainer(executor=RayExecutor())`, the trainer kept for its results: while its two actors
+    # held both CPUs, another executor's actors (or Ray Tune's trials) waited for them forever.
+    first = bowl_trainer(RayExecutor(), population_size=4, stopping_criteria=StopAfter(6))
+    _, first_score = first.train()
+    pids = {int(row["metrics"]["pid"]) for row in first.history}
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ray.available_resources().get("CPU", 0) == 2
+    assert not any(alive(pid) for pid in pids)
+
+    second = bowl_trainer(RayExecutor(), population_size=4, stopping_criteria=StopAfter(6))
+    second.train()
+    assert final_epochs(second) == dict.fromkeys(range(4), 6)
+    # The finished trainer still answers from the states in the object store ...
+    assert first.export(tmp_path / "best").exists()
+    assert first.executor.model(first.best_member)["w"].shape == (3,)
+    # ... and its executor starts new actors for its next run.
+    third = bowl_trainer(first.executor, population_size=4, stopping_criteria=StopAfter(6))
+    assert third.train()[1] == pytest.approx(first_score)
+    for trainer in (first, second, third):
+        trainer.executor.close()
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

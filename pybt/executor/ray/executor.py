@@ -42,8 +42,10 @@ class RayExecutor(Executor):
     (one step runs on an actor at a time); ``max_concurrent`` is the number of actors, by
     default as many as the cluster's resources fit, at most one per member.
 
-    Use it as a context manager: the actors live until :meth:`close` (which also stops Ray if
-    this executor started it), and serve every run started in between.
+    Use it as a context manager: the actors live until the block ends (or :meth:`close`, which
+    also stops Ray if this executor started it), and serve every run started in between. Not in
+    a ``with`` block, the actors go when a run finishes (the executor starts new ones for the
+    next), so a finished trainer holds no cluster resources.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class RayExecutor(Executor):
         self._ray_module: Any = None
         self._owns_ray = False
         self._open = False  # between start() and close()
+        self._held = False  # inside a with block: the actors serve every run in it
         self._template: ModelWrapper | None = None
         self._pool = ActorPool(num_cpus_per_member, num_gpus_per_member, max_concurrent)
         self._probe: Any = None
@@ -296,6 +299,24 @@ class RayExecutor(Executor):
         if self._ledger.members[member_id].backup is not None:
             wrapper.set_state(self.get_state(member_id))
         return wrapper.unwrap()
+
+    def __enter__(self) -> RayExecutor:
+        self._held = True
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._held = False
+        self.close()
+
+    def release(self) -> None:
+        """A run has finished. Inside ``with RayExecutor() as executor:`` the actors stay for
+        the block's next run; otherwise they are killed, so a finished trainer holds no cluster
+        resources (another executor's actors, or Ray Tune's trials, would wait for them
+        forever). States stay readable from the object store; :meth:`start` starts new actors."""
+        if self._held or self._ray_module is None or self._pending:
+            return
+        self._pool.close()
+        self._probes.clear()
 
     def close(self) -> None:
         """Kill the actors and forget the members; stop Ray too if this executor started it.
