@@ -156,30 +156,61 @@ def function_sides(population: int, epochs: int, ready: int) -> dict[str, Callab
     }
 
 
+KERAS_SPACE = {"learning_rate": LogUniform(1e-4, 1e-2)}  # no batch size: the same work on both sides
+KERAS_COMPILE = {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}
+
+
+def keras_digits_model(keras: Any) -> Any:
+    return keras.Sequential(
+        [
+            keras.Input(shape=(64,)),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+
+
+def keras_digits_trainer(
+    keras: Any,
+    data: tuple[np.ndarray, ...],
+    population: int,
+    epochs: int,
+    ready: int,
+    batch_size: int,
+    **options: Any,
+) -> Trainer:
+    """The Keras PBT run the Keras and TensorBoard comparisons time (``options``: policies,
+    callbacks)."""
+    x, y, x_val, y_val = data
+    return Trainer(
+        model=KerasModelWrapper(
+            keras_digits_model(keras), optimizer=keras.optimizers.Adam(1e-3), **KERAS_COMPILE
+        ),
+        population_size=population,
+        hyperparameters=KERAS_SPACE,
+        stopping_criteria=StopAfter(epochs),
+        ready_strategy=ReadyAfter(ready),
+        step_args={"epochs_per_step": 1, "fit_args": {"x": x, "y": y, "batch_size": batch_size}},
+        eval_args={"x": x_val, "y": y_val},
+        seed=0,
+        verbose=0,
+        **options,
+    )
+
+
 def keras_sides(population: int, epochs: int, ready: int, batch_size: int) -> dict[str, Callable[[], Any]]:
     keras = import_keras()
-    x, y, x_val, y_val = digits_split(0)
-    space = {"learning_rate": LogUniform(1e-4, 1e-2)}  # no batch size: the same work on both sides
+    data = digits_split(0)
+    x, y, x_val, y_val = data
     rng = np.random.default_rng(0)
-    plain_rates = [space["learning_rate"].sample(rng) for _ in range(population)]
-
-    def template() -> Any:
-        return keras.Sequential(
-            [
-                keras.Input(shape=(64,)),
-                keras.layers.Dense(32, activation="relu"),
-                keras.layers.Dense(10, activation="softmax"),
-            ]
-        )
-
-    compile_args = {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}
+    plain_rates = [KERAS_SPACE["learning_rate"].sample(rng) for _ in range(population)]
 
     def plain() -> float:
-        base = template()
+        base = keras_digits_model(keras)
         models = []
         for _ in range(population):
             model = keras.models.clone_model(base)
-            model.compile(optimizer=keras.optimizers.Adam(1e-3), **compile_args)
+            model.compile(optimizer=keras.optimizers.Adam(1e-3), **KERAS_COMPILE)
             models.append(model)
         scores = [0.0] * population
         for _ in range(epochs):
@@ -190,24 +221,10 @@ def keras_sides(population: int, epochs: int, ready: int, batch_size: int) -> di
         return max(scores)
 
     def trainer(pbt: bool) -> Callable[[], float]:
-        def run() -> float:
-            policies = {} if pbt else {"exploit_strategy": None, "explore_strategy": None}
-            wrapper = KerasModelWrapper(template(), optimizer=keras.optimizers.Adam(1e-3), **compile_args)
-            trainer = Trainer(
-                model=wrapper,
-                population_size=population,
-                hyperparameters=space,
-                stopping_criteria=StopAfter(epochs),
-                ready_strategy=ReadyAfter(ready),
-                step_args={"epochs_per_step": 1, "fit_args": {"x": x, "y": y, "batch_size": batch_size}},
-                eval_args={"x": x_val, "y": y_val},
-                seed=0,
-                verbose=0,
-                **policies,
-            )
-            return trainer.train()[1]
-
-        return run
+        policies = {} if pbt else {"exploit_strategy": None, "explore_strategy": None}
+        return lambda: keras_digits_trainer(
+            keras, data, population, epochs, ready, batch_size, **policies
+        ).train()[1]
 
     return {"plain": plain, "trainer+pbt": trainer(True), "trainer-no-pbt": trainer(False)}
 
@@ -249,30 +266,12 @@ def tensorboard_sides(
     """The same Keras PBT run without and with the TensorBoard callback (a new log folder per run);
     ``hook_seconds`` gets the time each run spent in the callback's hooks."""
     keras = import_keras()
-    x, y, x_val, y_val = digits_split(0)
-    compile_args = {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}
+    data = digits_split(0)
 
     def run(callbacks: list[Any]) -> float:
-        template = keras.Sequential(
-            [
-                keras.Input(shape=(64,)),
-                keras.layers.Dense(32, activation="relu"),
-                keras.layers.Dense(10, activation="softmax"),
-            ]
-        )
-        trainer = Trainer(
-            model=KerasModelWrapper(template, optimizer=keras.optimizers.Adam(1e-3), **compile_args),
-            population_size=population,
-            hyperparameters={"learning_rate": LogUniform(1e-4, 1e-2)},
-            stopping_criteria=StopAfter(epochs),
-            ready_strategy=ReadyAfter(ready),
-            step_args={"epochs_per_step": 1, "fit_args": {"x": x, "y": y, "batch_size": batch_size}},
-            eval_args={"x": x_val, "y": y_val},
-            seed=0,
-            verbose=0,
-            callbacks=callbacks,
-        )
-        return trainer.train()[1]
+        return keras_digits_trainer(
+            keras, data, population, epochs, ready, batch_size, callbacks=callbacks
+        ).train()[1]
 
     def with_tensorboard() -> float:
         timed = TimedCallback(TensorBoard(tempfile.mkdtemp(dir=log_root)))
