@@ -107,12 +107,12 @@ def sac_agent(learning_starts: int) -> Any:
 
 
 # ---- PBT against no PBT ----------------------------------------------------------------------------
-def train(task: Task, seed: int, pbt: bool) -> tuple[Trainer, Any, float]:
-    """One run; returns the trainer, the winning agent and the run's wall time."""
-    started = time.perf_counter()
-    policies: dict[str, Any] = {} if pbt else {"exploit_strategy": None, "explore_strategy": None}
-    wrapper = SB3ModelWrapper(task.make_agent(), steps_per_epoch=task.steps, eval_episodes=task.eval_episodes)
-    trainer = Trainer(
+NO_PBT: dict[str, Any] = {"exploit_strategy": None, "explore_strategy": None}
+
+
+def task_trainer(task: Task, wrapper: SB3ModelWrapper, seed: int, **policies: Any) -> Trainer:
+    """The task's run over ``wrapper``'s agents (``policies``: PBT's by default)."""
+    return Trainer(
         model=wrapper,
         population_size=task.population,
         hyperparameters=task.space,
@@ -122,6 +122,14 @@ def train(task: Task, seed: int, pbt: bool) -> tuple[Trainer, Any, float]:
         verbose=0,
         **policies,
     )
+
+
+def train(task: Task, seed: int, pbt: bool) -> tuple[Trainer, Any, float]:
+    """One run; returns the trainer, the winning agent and the run's wall time."""
+    started = time.perf_counter()
+    policies: dict[str, Any] = {} if pbt else NO_PBT
+    wrapper = SB3ModelWrapper(task.make_agent(), steps_per_epoch=task.steps, eval_episodes=task.eval_episodes)
+    trainer = task_trainer(task, wrapper, seed, **policies)
     winner, _ = trainer.train()
     return trainer, winner, time.perf_counter() - started
 
@@ -212,17 +220,7 @@ def overhead(task: Task, repeats: int, verdicts: Verdicts) -> None:
     def trainer_side(record: list[int] | None = None) -> tuple[Trainer, list[float]]:
         wrapper = Recording(task.make_agent(), steps_per_epoch=task.steps, eval_episodes=task.eval_episodes)
         wrapper.seeds = record if record is not None else []
-        trainer = Trainer(
-            model=wrapper,
-            population_size=task.population,
-            hyperparameters=task.space,
-            stopping_criteria=StopAfter(task.epochs),
-            ready_strategy=ReadyAfter(task.ready),
-            exploit_strategy=None,
-            explore_strategy=None,
-            seed=0,
-            verbose=0,
-        )
+        trainer = task_trainer(task, wrapper, 0, **NO_PBT)
         trainer.train()
         final = sorted(
             (row["member"], row["score"]) for row in trainer.history if row["epoch"] == task.epochs
