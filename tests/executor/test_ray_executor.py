@@ -227,8 +227,11 @@ def test_a_finished_run_outside_a_with_block_gives_its_actors_back(tmp_path: Any
     first = bowl_trainer(RayExecutor(), population_size=4, stopping_criteria=StopAfter(6))
     _, first_score = first.train()
     pids = {int(row["metrics"]["pid"]) for row in first.history}
+    # Ray frees an actor's CPU at once and ends its process a moment later: wait for both.
     deadline = time.monotonic() + 30
-    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+    while time.monotonic() < deadline and (
+        ray.available_resources().get("CPU", 0) < 2 or any(alive(pid) for pid in pids)
+    ):
         time.sleep(0.1)
     assert ray.available_resources().get("CPU", 0) == 2
     assert not any(alive(pid) for pid in pids)
