@@ -39,6 +39,23 @@ def import_keras() -> Any:
     return keras
 
 
+def pbt_policies(pbt: bool) -> dict[str, Any]:
+    """Trainer arguments for one side: PyBT's default exploit and explore, or none (the same
+    members trained side by side without PBT)."""
+    return {} if pbt else {"exploit_strategy": None, "explore_strategy": None}
+
+
+def keras_digits_mlp(keras: Any, hidden: int) -> Any:
+    """The digits MLP the Keras benchmarks train: 64 inputs, one ReLU layer, 10 softmax outputs."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=(64,)),
+            keras.layers.Dense(hidden, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 

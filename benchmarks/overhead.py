@@ -42,9 +42,11 @@ from _common import (
     digits_split,
     import_keras,
     interleaved_timings,
+    keras_digits_mlp,
     load_note,
     median,
     paired_ratios,
+    pbt_policies,
     section,
 )
 
@@ -111,7 +113,7 @@ def function_sides(population: int, epochs: int, ready: int) -> dict[str, Callab
     x, y, x_val, y_val = (a.astype(np.float64) if a.dtype.kind == "f" else a for a in digits_split(0))
 
     def trainer(pbt: bool, init: Callable[[int], Any] = mlp_init) -> Trainer:
-        policies = {} if pbt else {"exploit_strategy": None, "explore_strategy": None}
+        policies = pbt_policies(pbt)
         return Trainer(
             model=FunctionModel(init, mlp_step, mlp_evaluate),
             population_size=population,
@@ -160,16 +162,6 @@ KERAS_SPACE = {"learning_rate": LogUniform(1e-4, 1e-2)}  # no batch size: the sa
 KERAS_COMPILE = {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}
 
 
-def keras_digits_model(keras: Any) -> Any:
-    return keras.Sequential(
-        [
-            keras.Input(shape=(64,)),
-            keras.layers.Dense(32, activation="relu"),
-            keras.layers.Dense(10, activation="softmax"),
-        ]
-    )
-
-
 def keras_digits_trainer(
     keras: Any,
     data: tuple[np.ndarray, ...],
@@ -184,7 +176,7 @@ def keras_digits_trainer(
     x, y, x_val, y_val = data
     return Trainer(
         model=KerasModelWrapper(
-            keras_digits_model(keras), optimizer=keras.optimizers.Adam(1e-3), **KERAS_COMPILE
+            keras_digits_mlp(keras, 32), optimizer=keras.optimizers.Adam(1e-3), **KERAS_COMPILE
         ),
         population_size=population,
         hyperparameters=KERAS_SPACE,
@@ -206,7 +198,7 @@ def keras_sides(population: int, epochs: int, ready: int, batch_size: int) -> di
     plain_rates = [KERAS_SPACE["learning_rate"].sample(rng) for _ in range(population)]
 
     def plain() -> float:
-        base = keras_digits_model(keras)
+        base = keras_digits_mlp(keras, 32)
         models = []
         for _ in range(population):
             model = keras.models.clone_model(base)
@@ -221,7 +213,7 @@ def keras_sides(population: int, epochs: int, ready: int, batch_size: int) -> di
         return max(scores)
 
     def trainer(pbt: bool) -> Callable[[], float]:
-        policies = {} if pbt else {"exploit_strategy": None, "explore_strategy": None}
+        policies = pbt_policies(pbt)
         return lambda: keras_digits_trainer(
             keras, data, population, epochs, ready, batch_size, **policies
         ).train()[1]
@@ -433,7 +425,7 @@ def orchestration(
 
     def trainer(pbt: bool) -> Callable[[], None]:
         def run() -> None:
-            policies = {} if pbt else {"exploit_strategy": None, "explore_strategy": None}
+            policies = pbt_policies(pbt)
             trainer = Trainer(
                 model=FunctionModel(init, step, evaluate),
                 population_size=population,

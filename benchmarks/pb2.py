@@ -49,7 +49,7 @@ from typing import Any
 
 import _common  # noqa: F401  (before NumPy: thread limits, import path)
 import numpy as np
-from _common import Verdicts, busy, digits_split, load_note, median, section, tune_missing
+from _common import Verdicts, busy, digits_split, load_note, median, pbt_policies, section, tune_missing
 
 sys.path.append(str(Path(__file__).resolve().parent.parent / "examples"))  # after benchmarks/: its toy.py
 import cartpole
@@ -68,7 +68,7 @@ from pybt.policy.snapshot import MemberSnapshot
 SIDES: dict[str, Callable[[], dict[str, Any]]] = {
     "PB2": lambda: {"exploit_strategy": Truncation(), "explore_strategy": PB2()},
     "PBT": lambda: {"exploit_strategy": Truncation(), "explore_strategy": Perturb()},
-    "random": lambda: {"exploit_strategy": None, "explore_strategy": None},
+    "random": lambda: pbt_policies(False),
 }
 DIGITS_SPACE = {"lr": LogUniform(1e-3, 1.0), "momentum": Uniform(0.0, 0.99)}
 HIDDEN, BATCH = 32, 64

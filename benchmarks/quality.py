@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 import _common  # noqa: F401  (before NumPy: thread limits, Keras backend, import path)
-from _common import Verdicts, digits_split, import_keras, median, section
+from _common import Verdicts, digits_split, import_keras, keras_digits_mlp, median, pbt_policies, section
 
 from pybt import Trainer
 from pybt.model import KerasModelWrapper
@@ -34,24 +34,14 @@ from pybt.policy.done import StopAfter
 from pybt.policy.ready import ReadyAfter
 
 
-def build(keras: Any) -> Any:
-    return keras.Sequential(
-        [
-            keras.Input(shape=(64,)),
-            keras.layers.Dense(64, activation="relu"),
-            keras.layers.Dense(10, activation="softmax"),
-        ]
-    )
-
-
 def search(
     keras: Any, data: tuple[Any, ...], seed: int, pbt: bool, population: int, epochs: int, ready: int
 ) -> dict[str, Any]:
     x, y, x_val, y_val, x_test, y_test = data
-    policies: dict[str, Any] = {} if pbt else {"exploit_strategy": None, "explore_strategy": None}
+    policies = pbt_policies(pbt)
     trainer = Trainer(
         model=KerasModelWrapper(
-            build(keras),
+            keras_digits_mlp(keras, 64),
             optimizer=keras.optimizers.Adam(),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],

@@ -38,7 +38,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import _common  # noqa: F401  (before NumPy: thread limits, import path)
-from _common import Verdicts, busy, interleaved_timings, load_note, median, paired_ratios, section
+from _common import (
+    Verdicts,
+    busy,
+    interleaved_timings,
+    load_note,
+    median,
+    paired_ratios,
+    pbt_policies,
+    section,
+)
 
 from pybt import LogUniform, Trainer, Uniform
 from pybt.model.sb3 import SB3ModelWrapper
@@ -107,9 +116,6 @@ def sac_agent(learning_starts: int) -> Any:
 
 
 # ---- PBT against no PBT ----------------------------------------------------------------------------
-NO_PBT: dict[str, Any] = {"exploit_strategy": None, "explore_strategy": None}
-
-
 def task_trainer(task: Task, wrapper: SB3ModelWrapper, seed: int, **policies: Any) -> Trainer:
     """The task's run over ``wrapper``'s agents (``policies``: PBT's by default)."""
     return Trainer(
@@ -127,9 +133,8 @@ def task_trainer(task: Task, wrapper: SB3ModelWrapper, seed: int, **policies: An
 def train(task: Task, seed: int, pbt: bool) -> tuple[Trainer, Any, float]:
     """One run; returns the trainer, the winning agent and the run's wall time."""
     started = time.perf_counter()
-    policies: dict[str, Any] = {} if pbt else NO_PBT
     wrapper = SB3ModelWrapper(task.make_agent(), steps_per_epoch=task.steps, eval_episodes=task.eval_episodes)
-    trainer = task_trainer(task, wrapper, seed, **policies)
+    trainer = task_trainer(task, wrapper, seed, **pbt_policies(pbt))
     winner, _ = trainer.train()
     return trainer, winner, time.perf_counter() - started
 
@@ -220,7 +225,7 @@ def overhead(task: Task, repeats: int, verdicts: Verdicts) -> None:
     def trainer_side(record: list[int] | None = None) -> tuple[Trainer, list[float]]:
         wrapper = Recording(task.make_agent(), steps_per_epoch=task.steps, eval_episodes=task.eval_episodes)
         wrapper.seeds = record if record is not None else []
-        trainer = task_trainer(task, wrapper, 0, **NO_PBT)
+        trainer = task_trainer(task, wrapper, 0, **pbt_policies(False))
         trainer.train()
         final = sorted(
             (row["member"], row["score"]) for row in trainer.history if row["epoch"] == task.epochs
