@@ -252,6 +252,16 @@ class TimedCallback(Callback):
         self._timed("on_train_end", trainer, result)
 
 
+def print_timings(wall: Mapping[str, list[float]], cpu: Mapping[str, list[float]]) -> None:
+    """One row per side: median and fastest wall time, median CPU time, and every run's wall time."""
+    print(f"{'side':<16}{'wall median':>12}{'wall min':>10}{'CPU median':>12}   wall of each run (s)")
+    for name in wall:
+        print(
+            f"{name:<16}{median(wall[name]):>12.4f}{min(wall[name]):>10.4f}{median(cpu[name]):>12.4f}   "
+            + " ".join(f"{v:.3f}" for v in wall[name])
+        )
+
+
 def tensorboard_sides(
     population: int, epochs: int, ready: int, batch_size: int, log_root: str, hook_seconds: list[float]
 ) -> dict[str, Callable[[], Any]]:
@@ -299,12 +309,7 @@ def compare_tensorboard(repeats: int, verdicts: Verdicts, strict: bool) -> None:
     finally:
         shutil.rmtree(log_root, ignore_errors=True)
     wall, cpu = timings.wall, timings.cpu
-    print(f"{'side':<16}{'wall median':>12}{'wall min':>10}{'CPU median':>12}   wall of each run (s)")
-    for name in sides:
-        print(
-            f"{name:<16}{median(wall[name]):>12.4f}{min(wall[name]):>10.4f}{median(cpu[name]):>12.4f}   "
-            + " ".join(f"{v:.3f}" for v in wall[name])
-        )
+    print_timings(wall, cpu)
     wall_ratios = paired_ratios(wall["tensorboard"], wall["no-callback"])
     cpu_ratios = paired_ratios(cpu["tensorboard"], cpu["no-callback"])
     print(
@@ -371,12 +376,7 @@ def compare(
     timings = interleaved_timings(sides, repeats)
     was_busy = was_busy or busy()
     wall, cpu = timings.wall, timings.cpu
-    print(f"{'side':<16}{'wall median':>12}{'wall min':>10}{'CPU median':>12}   wall of each run (s)")
-    for name in sides:
-        print(
-            f"{name:<16}{median(wall[name]):>12.4f}{min(wall[name]):>10.4f}{median(cpu[name]):>12.4f}   "
-            + " ".join(f"{v:.3f}" for v in wall[name])
-        )
+    print_timings(wall, cpu)
     for name in ("trainer+pbt", "trainer-no-pbt"):
         wall_ratios = paired_ratios(wall[name], wall["plain"])
         cpu_ratios = paired_ratios(cpu[name], cpu["plain"])
